@@ -1,0 +1,1 @@
+"""Casemate admin_api."""

@@ -1,0 +1,1 @@
+"""Casemate detectors."""
