@@ -1,0 +1,189 @@
+"""Sliding-window rate limits per tenant and per key: requests and tokens per minute.
+
+The window is 60 one-second buckets per scope, so a limit is exact in count
+(N requests in any 60 s window, to one-second resolution). In-process by default;
+with Redis one Lua script checks and records every scope of a request atomically,
+so limits are exact across workers and hosts.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+WINDOW_S = 60
+log = logging.getLogger("casemate.ratelimit")
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    key: str               # e.g. "t:<tenant_id>" or "k:<key_id>"
+    rpm: int
+    tpm: int
+
+
+@dataclass(frozen=True, slots=True)
+class RateResult:
+    allowed: bool
+    limit: int             # rpm of the tightest scope
+    remaining: int         # requests left in the tightest scope
+    reset_s: int           # seconds until the tightest scope frees a slot
+    retry_after_s: int     # when refused: seconds to wait
+    reason: str = ""       # "requests" | "tokens" when refused
+    degraded: bool = False  # True when the backend failed and we failed open
+
+
+class LocalRateLimiter:
+    """In-process limiter (one worker). Per scope: ring of 60 (second, requests, tokens) buckets."""
+
+    def __init__(self) -> None:
+        self._req: dict[str, list[int]] = {}
+        self._tok: dict[str, list[int]] = {}
+        self._sec: dict[str, list[int]] = {}
+
+    def _bucket(self, key: str, now_s: int) -> tuple[list[int], list[int], list[int]]:
+        secs = self._sec.get(key)
+        if secs is None:
+            secs = self._sec[key] = [-1] * WINDOW_S
+            self._req[key] = [0] * WINDOW_S
+            self._tok[key] = [0] * WINDOW_S
+        req, tok = self._req[key], self._tok[key]
+        i = now_s % WINDOW_S
+        if secs[i] != now_s:
+            secs[i] = now_s
+            req[i] = 0
+            tok[i] = 0
+        return secs, req, tok
+
+    @staticmethod
+    def _sum(secs: list[int], vals: list[int], now_s: int) -> int:
+        lo = now_s - WINDOW_S
+        return sum(v for s, v in zip(secs, vals) if s > lo)
+
+    @staticmethod
+    def _oldest(secs: list[int], vals: list[int], now_s: int) -> int:
+        lo = now_s - WINDOW_S
+        live = [s for s, v in zip(secs, vals) if s > lo and v > 0]
+        return min(live) if live else now_s
+
+    async def check(self, scopes: Sequence[Scope]) -> RateResult:
+        now_s = int(time.time())
+        best: tuple[int, int, int] | None = None   # remaining, limit, reset
+        states = []
+        for sc in scopes:
+            secs, req, tok = self._bucket(sc.key, now_s)
+            used = self._sum(secs, req, now_s)
+            tokens = self._sum(secs, tok, now_s)
+            reset = self._oldest(secs, req, now_s) + WINDOW_S - now_s
+            if used >= sc.rpm:
+                return RateResult(False, sc.rpm, 0, reset, max(1, reset), "requests")
+            if tokens >= sc.tpm:
+                treset = self._oldest(secs, tok, now_s) + WINDOW_S - now_s
+                return RateResult(False, sc.rpm, max(0, sc.rpm - used), reset, max(1, treset), "tokens")
+            states.append((req, now_s % WINDOW_S))
+            rem = sc.rpm - used - 1
+            if best is None or rem < best[0]:
+                best = (rem, sc.rpm, reset)
+        for req, i in states:
+            req[i] += 1
+        if best is None:
+            return RateResult(True, 0, 0, 0, 0)
+        return RateResult(True, best[1], best[0], best[2], 0)
+
+    async def add_tokens(self, scope_keys: Sequence[str], tokens: int) -> None:
+        if tokens <= 0:
+            return
+        now_s = int(time.time())
+        for key in scope_keys:
+            _secs, _req, tok = self._bucket(key, now_s)
+            tok[now_s % WINDOW_S] += tokens
+
+    async def close(self) -> None:
+        return None
+
+
+# KEYS: one hash per scope. ARGV: n, then per scope rpm, tpm.
+# Fields "r<sec>" and "t<sec>" hold per-second request and token counts.
+_CHECK_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1])
+local lo = now - 60
+local n = #KEYS
+local best_rem, best_lim, best_reset = nil, 0, 0
+for i = 1, n do
+  local rpm = tonumber(ARGV[2*i-1]); local tpm = tonumber(ARGV[2*i])
+  local flat = redis.call('HGETALL', KEYS[i])
+  local used, tokens, oldest, toldest = 0, 0, now, now
+  for j = 1, #flat, 2 do
+    local f = flat[j]; local sec = tonumber(string.sub(f, 2)); local v = tonumber(flat[j+1])
+    if sec <= lo then
+      redis.call('HDEL', KEYS[i], f)
+    elseif string.sub(f, 1, 1) == 'r' then
+      used = used + v; if sec < oldest then oldest = sec end
+    else
+      tokens = tokens + v; if sec < toldest then toldest = sec end
+    end
+  end
+  local reset = oldest + 60 - now
+  if used >= rpm then return {0, rpm, 0, reset, math.max(1, reset), 1} end
+  if tokens >= tpm then return {0, rpm, math.max(0, rpm - used), reset, math.max(1, toldest + 60 - now), 2} end
+  local rem = rpm - used - 1
+  if best_rem == nil or rem < best_rem then best_rem, best_lim, best_reset = rem, rpm, reset end
+end
+for i = 1, n do
+  redis.call('HINCRBY', KEYS[i], 'r' .. now, 1)
+  redis.call('EXPIRE', KEYS[i], 120)
+end
+return {1, best_lim, best_rem or 0, best_reset, 0, 0}
+"""
+
+_ADD_TOKENS_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1])
+for i = 1, #KEYS do
+  redis.call('HINCRBY', KEYS[i], 't' .. now, tonumber(ARGV[1]))
+  redis.call('EXPIRE', KEYS[i], 120)
+end
+return 1
+"""
+
+_REASONS = {1: "requests", 2: "tokens"}
+
+
+class RedisRateLimiter:
+    """Exact across workers and hosts: one atomic Lua call per request."""
+
+    def __init__(self, redis, *, fail_open: bool = True, prefix: str = "cm:rl:") -> None:  # type: ignore[no-untyped-def]
+        self._r = redis
+        self._fail_open = fail_open
+        self._prefix = prefix
+        self._check = redis.register_script(_CHECK_LUA)
+        self._add = redis.register_script(_ADD_TOKENS_LUA)
+
+    async def check(self, scopes: Sequence[Scope]) -> RateResult:
+        keys = [self._prefix + s.key for s in scopes]
+        args: list[int] = []
+        for s in scopes:
+            args += (s.rpm, s.tpm)
+        try:
+            ok, lim, rem, reset, retry, reason = await self._check(keys=keys, args=args)
+        except Exception as exc:  # noqa: BLE001 - Redis down: fail open or closed by config
+            if log.isEnabledFor(logging.WARNING):
+                log.warning("rate limiter backend failed: %s", exc.__class__.__name__)
+            if self._fail_open:
+                return RateResult(True, 0, 0, 0, 0, degraded=True)
+            return RateResult(False, 0, 0, 0, 5, "backend_unavailable", degraded=True)
+        return RateResult(bool(ok), int(lim), int(rem), int(reset), int(retry), _REASONS.get(int(reason), ""))
+
+    async def add_tokens(self, scope_keys: Sequence[str], tokens: int) -> None:
+        if tokens <= 0:
+            return
+        try:
+            await self._add(keys=[self._prefix + k for k in scope_keys], args=[tokens])
+        except Exception:  # noqa: BLE001 - token accounting is best effort when Redis is down
+            if log.isEnabledFor(logging.WARNING):
+                log.warning("rate limiter token accounting failed")
+
+    async def close(self) -> None:
+        return None

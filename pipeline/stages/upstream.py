@@ -1,0 +1,62 @@
+"""Stage 11: call the provider through the router (retries, failover, breaker live in the router)."""
+from __future__ import annotations
+
+from time import perf_counter
+from typing import Any, AsyncIterator, Protocol
+
+from pipeline.context import RequestContext
+
+
+class Router(Protocol):
+    def resolve(self, model: str) -> Any: ...
+    async def chat(self, route: Any, body: dict[str, Any], request_id: str) -> dict[str, Any]: ...
+    def chat_stream(self, route: Any, body: dict[str, Any], request_id: str) -> AsyncIterator[dict[str, Any]]: ...
+    async def embeddings(self, route: Any, body: dict[str, Any], request_id: str) -> dict[str, Any]: ...
+
+
+async def _prepend(first: dict[str, Any], rest: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    yield first
+    async for chunk in rest:
+        yield chunk
+
+
+class UpstreamStage:
+    name = "upstream"
+    phase = "tail"
+    optional = False
+
+    def __init__(self, router: Router) -> None:
+        self._router = router
+
+    async def __call__(self, ctx: RequestContext) -> None:
+        if ctx.cache_hit:
+            return
+        body = ctx.body
+        assert body is not None and ctx.model is not None
+        route = self._router.resolve(ctx.model)
+        if ctx.upstream_model and ctx.upstream_model != body.get("model"):
+            body = {**body, "model": ctx.upstream_model}
+        t0 = perf_counter()
+        if ctx.route == "embeddings":
+            ctx.response = await self._router.embeddings(route, body, ctx.request_id)
+        elif ctx.stream:
+            it = self._router.chat_stream(route, body, ctx.request_id).__aiter__()
+            # Pull the first chunk here, so connect errors and upstream error statuses become a
+            # proper HTTP problem before any byte of the SSE response is sent.
+            try:
+                first = await it.__anext__()
+            except StopAsyncIteration:
+                first = None
+            ctx.stream_iter = _prepend(first, it) if first is not None else _empty()
+        else:
+            ctx.response = await self._router.chat(route, body, ctx.request_id)
+        ctx.upstream_ms = (perf_counter() - t0) * 1000.0
+        usage = (ctx.response or {}).get("usage") if ctx.response else None
+        if usage:
+            ctx.prompt_tokens = int(usage.get("prompt_tokens") or 0)
+            ctx.completion_tokens = int(usage.get("completion_tokens") or 0)
+
+
+async def _empty() -> AsyncIterator[dict[str, Any]]:
+    return
+    yield  # pragma: no cover

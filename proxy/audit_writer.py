@@ -1,0 +1,181 @@
+"""Audit writer: a bounded in-memory queue drained in batches to the store.
+
+Nothing is lost: when the queue is full or the store fails, events are appended
+to a local JSON Lines journal (flushed and fsync'ed per batch) and replayed in
+order once the store answers again. Queue depth, journal size and spills are
+metrics. Token usage for the rate limiter is aggregated here, off the hot path.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import deque
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Protocol, Sequence
+
+import orjson
+
+log = logging.getLogger("casemate.audit")
+
+
+class AuditStore(Protocol):
+    async def write_audit_events(self, events: list[dict[str, Any]]) -> None: ...
+    async def write_gateway_requests(self, rows: list[dict[str, Any]]) -> None: ...
+
+
+TokenSink = Callable[[Sequence[str], int], Awaitable[None]]
+
+
+class AuditWriter:
+    def __init__(self, store: AuditStore, journal_dir: Path, *, max_queue: int = 10_000, batch_size: int = 500,
+                 flush_interval_s: float = 0.5, token_sink: TokenSink | None = None,
+                 metrics: Any = None) -> None:
+        self._store = store
+        self._journal = Path(journal_dir) / "audit-journal.jsonl"
+        self._journal.parent.mkdir(parents=True, exist_ok=True)
+        self._q: deque[tuple[dict[str, Any], dict[str, Any]]] = deque()
+        self._max = max_queue
+        self._batch = batch_size
+        self._interval = flush_interval_s
+        self._tokens: dict[tuple[str, ...], int] = {}
+        self._token_sink = token_sink
+        self._metrics = metrics
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.spilled = 0
+        self.written = 0
+
+    # -- hot path --------------------------------------------------------------------------
+    def submit(self, event: dict[str, Any], row: dict[str, Any], usage: tuple[tuple[str, ...], int]) -> None:
+        keys, tokens = usage
+        if tokens and keys:
+            self._tokens[keys] = self._tokens.get(keys, 0) + tokens
+        if len(self._q) >= self._max:
+            self._spill([(event, row)], reason="queue_full")
+            return
+        self._q.append((event, row))
+        if len(self._q) >= self._batch:
+            self._wake.set()
+
+    @property
+    def depth(self) -> int:
+        return len(self._q)
+
+    @property
+    def journal_bytes(self) -> int:
+        try:
+            return self._journal.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    # -- background ------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="casemate-audit-writer")
+
+    async def _run(self) -> None:
+        while not self._closing:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write everything queued (and replay the journal first when it has entries)."""
+        await self._flush_tokens()
+        if self._journal.exists() and self._journal.stat().st_size > 0:
+            if not await self._replay():
+                # store still down: keep order by spilling the queue behind the journal
+                if self._q:
+                    batch = list(self._q)
+                    self._q.clear()
+                    self._spill(batch, reason="store_down")
+                return
+        while self._q:
+            n = min(self._batch, len(self._q))
+            batch = [self._q.popleft() for _ in range(n)]
+            if not await self._write(batch):
+                rest = batch + list(self._q)
+                self._q.clear()
+                self._spill(rest, reason="store_down")
+                return
+        if self._metrics is not None:
+            self._metrics.audit_depth(len(self._q), self.journal_bytes)
+
+    async def _flush_tokens(self) -> None:
+        if not self._tokens or self._token_sink is None:
+            self._tokens.clear()
+            return
+        pending, self._tokens = self._tokens, {}
+        for keys, n in pending.items():
+            try:
+                await self._token_sink(keys, n)
+            except Exception:  # noqa: BLE001 - accounting is best effort
+                log.warning("token accounting failed")
+
+    async def _write(self, batch: list[tuple[dict[str, Any], dict[str, Any]]]) -> bool:
+        try:
+            await self._store.write_audit_events([e for e, _ in batch])
+            rows = [r for _, r in batch if r]
+            if rows:
+                await self._store.write_gateway_requests(rows)
+        except Exception as exc:  # noqa: BLE001 - any store failure spills to the journal
+            log.warning("audit store write failed (%s); spilling %d events to the journal",
+                        exc.__class__.__name__, len(batch))
+            return False
+        self.written += len(batch)
+        return True
+
+    def _spill(self, batch: list[tuple[dict[str, Any], dict[str, Any]]], reason: str) -> None:
+        with open(self._journal, "ab") as fh:
+            for event, row in batch:
+                fh.write(orjson.dumps({"event": event, "row": row}) + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.spilled += len(batch)
+        if self._metrics is not None:
+            self._metrics.audit_spilled(len(batch), reason)
+
+    async def _replay(self) -> bool:
+        """Replay the journal in order; truncate it only after every entry is written."""
+        try:
+            data = self._journal.read_bytes()
+        except FileNotFoundError:
+            return True
+        entries = []
+        for line in data.splitlines():
+            if not line.strip():
+                continue
+            try:
+                rec = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                log.error("skipping a torn journal line of %d bytes", len(line))
+                continue
+            entries.append((rec["event"], rec.get("row") or {}))
+        for i in range(0, len(entries), self._batch):
+            if not await self._write(entries[i:i + self._batch]):
+                # keep what was not written (inserts are idempotent on id, so rewriting is safe)
+                remaining = entries[i:]
+                tmp = self._journal.with_suffix(".tmp")
+                with open(tmp, "wb") as fh:
+                    for event, row in remaining:
+                        fh.write(orjson.dumps({"event": event, "row": row}) + b"\n")
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, self._journal)
+                return False
+        self._journal.unlink(missing_ok=True)
+        log.info("replayed %d journaled audit events", len(entries))
+        return True
+
+    async def close(self) -> None:
+        """Stop the loop and flush everything (used on graceful shutdown)."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.flush()
