@@ -1,0 +1,88 @@
+"""Server-sent events decoding for upstream streams.
+
+``SSEDecoder`` is a small push parser fed one line at a time (bytes, with or without the line
+terminator); it follows the WHATWG event-stream rules that matter to LLM APIs: ``data:`` lines
+are joined with ``\\n``, a blank line dispatches, ``:`` lines are comments, ``event:`` names the
+event, CRLF / LF / CR all end lines. ``iter_sse`` drives it from an aiohttp ``StreamReader``.
+"""
+from __future__ import annotations
+
+from typing import AsyncIterator, NamedTuple
+
+from aiohttp import StreamReader
+
+__all__ = ["SSEEvent", "SSEDecoder", "iter_sse"]
+
+
+class SSEEvent(NamedTuple):
+    event: str          # "message" unless an ``event:`` field named it
+    data: bytes
+
+
+class SSEDecoder:
+    __slots__ = ("_data", "_event")
+
+    def __init__(self) -> None:
+        self._data: list[bytes] = []
+        self._event: str | None = None
+
+    def feed_line(self, line: bytes) -> SSEEvent | None:
+        """Feed one line (terminator optional, no CR inside); returns the event it completes."""
+        return self._field(_strip_terminator(line))
+
+    def _field(self, line: bytes) -> SSEEvent | None:
+        if not line:
+            return self._dispatch()
+        if line[0] == 0x3A:                     # ":" comment / keep-alive
+            return None
+        name, sep, value = line.partition(b":")
+        if sep and value[:1] == b" ":
+            value = value[1:]
+        if name == b"data":
+            self._data.append(value)
+        elif name == b"event":
+            self._event = value.decode("utf-8", "replace")
+        # "id" and "retry" do not matter for a one-shot upstream stream
+        return None
+
+    def _dispatch(self) -> SSEEvent | None:
+        if not self._data:
+            self._event = None
+            return None
+        data = self._data[0] if len(self._data) == 1 else b"\n".join(self._data)
+        event = self._event or "message"
+        self._data = []
+        self._event = None
+        return SSEEvent(event, data)
+
+    def flush(self) -> SSEEvent | None:
+        """End of stream: return an event still waiting for its blank line, if any."""
+        return self._dispatch()
+
+
+def _strip_terminator(line: bytes) -> bytes:
+    if line.endswith(b"\r\n"):
+        return line[:-2]
+    if line.endswith((b"\n", b"\r")):
+        return line[:-1]
+    return line
+
+
+async def iter_sse(content: StreamReader) -> AsyncIterator[SSEEvent]:
+    """Yield events from an aiohttp response body, line by line."""
+    decoder = SSEDecoder()
+    field = decoder._field
+    async for raw in content:
+        line = _strip_terminator(raw)
+        if b"\r" in line:                      # bare CR used as a line terminator
+            for part in line.split(b"\r"):
+                ev = field(part)
+                if ev is not None:
+                    yield ev
+            continue
+        ev = field(line)
+        if ev is not None:
+            yield ev
+    ev = decoder.flush()
+    if ev is not None:
+        yield ev

@@ -1,0 +1,258 @@
+"""HTTP plumbing shared by the provider clients.
+
+``HTTPProvider`` owns one keep-alive ``aiohttp.ClientSession`` per provider (created lazily inside
+the running loop), sends orjson-encoded bodies, parses orjson replies, maps aiohttp failures to
+``ProviderTimeout`` / ``ProviderConnectError`` and error statuses to ``ProviderHTTPError`` with the
+upstream's own message (API key scrubbed). Subclasses supply URLs, auth headers and the
+translation of chunks; ``chat_stream`` turns any failure after the first chunk into
+``StreamInterrupted``.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from abc import ABC, abstractmethod
+from contextlib import aclosing
+from email.utils import parsedate_to_datetime
+from typing import Any, AsyncIterator, Mapping
+
+import aiohttp
+import orjson
+
+from .base import (
+    ProviderConfig,
+    ProviderConnectError,
+    ProviderError,
+    ProviderHTTPError,
+    ProviderTimeout,
+    StreamInterrupted,
+)
+from .sse import SSEEvent, iter_sse
+
+log = logging.getLogger("casemate.providers")
+
+USER_AGENT = "casemate/0.1"
+MAX_ERROR_BODY = 65_536
+MAX_ERROR_MESSAGE = 1_000
+LIST_MODELS_TIMEOUT_S = 10.0
+_JSON = "application/json"
+
+
+class HTTPProvider(ABC):
+    """Base class of the HTTP providers; subclasses implement the wire format."""
+
+    kind: str = "openai"
+
+    def __init__(self, config: ProviderConfig, *, pool_size: int = 256) -> None:
+        self.config = config
+        self.name = config.name
+        self._pool_size = pool_size
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+        self._timeout = aiohttp.ClientTimeout(
+            total=config.total_timeout_s,
+            connect=config.connect_timeout_s,       # pool wait + TCP/TLS connect
+            sock_read=config.read_timeout_s,        # longest silence between two reads
+        )
+        self._list_timeout = aiohttp.ClientTimeout(
+            total=min(config.total_timeout_s, LIST_MODELS_TIMEOUT_S), connect=config.connect_timeout_s)
+        headers = {"User-Agent": USER_AGENT, "Content-Type": _JSON, "Accept": _JSON}
+        headers.update(self.auth_headers())
+        headers.update(config.headers)
+        self._headers: dict[str, str] = headers
+
+    # --- subclass hooks ----------------------------------------------------------------------
+
+    @abstractmethod
+    def auth_headers(self) -> dict[str, str]:
+        """Headers that authenticate every request to this provider."""
+
+    @abstractmethod
+    def _chunks(self, body: dict[str, Any], request_id: str) -> AsyncIterator[dict[str, Any]]:
+        """The provider's stream as OpenAI chunk dicts (an async generator)."""
+
+    # --- public stream wrapper -----------------------------------------------------------------
+
+    async def chat_stream(self, body: dict[str, Any], *, request_id: str) -> AsyncIterator[dict[str, Any]]:
+        """Yield OpenAI chunk dicts; after the first one every failure is ``StreamInterrupted``."""
+        started = False
+        try:
+            async with aclosing(self._chunks(body, request_id)) as chunks:
+                async for chunk in chunks:
+                    started = True
+                    yield chunk
+        except StreamInterrupted:
+            raise
+        except ProviderError as exc:
+            if started:
+                raise StreamInterrupted(self.name, str(exc)) from exc
+            raise
+
+    # --- session -----------------------------------------------------------------------------
+
+    def session(self) -> aiohttp.ClientSession:
+        session = self._session
+        if session is None:
+            if self._closed:
+                raise ProviderConnectError(f"provider {self.name!r} is closed")
+            connector = aiohttp.TCPConnector(
+                limit=self._pool_size, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=30.0)
+            session = self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeout, auto_decompress=True)
+        return session
+
+    async def close(self) -> None:
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    # --- requests ----------------------------------------------------------------------------
+
+    def _request_headers(self, request_id: str | None) -> Mapping[str, str]:
+        if not request_id:
+            return self._headers
+        headers = dict(self._headers)
+        headers["X-Request-ID"] = request_id
+        return headers
+
+    async def _post_json(self, url: str, payload: dict[str, Any], request_id: str | None,
+                         params: Mapping[str, str] | None = None) -> Any:
+        try:
+            async with self.session().post(url, data=orjson.dumps(payload), params=params,
+                                           headers=self._request_headers(request_id)) as resp:
+                if resp.status >= 400:
+                    raise await self._http_error(resp)
+                raw = await resp.read()
+        except ProviderError:
+            raise
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise self._map_exception(exc) from None
+        return self._decode(raw)
+
+    async def _get_json(self, url: str, params: Mapping[str, str] | None = None) -> Any:
+        try:
+            async with self.session().get(url, params=params, headers=self._headers,
+                                          timeout=self._list_timeout) as resp:
+                if resp.status >= 400:
+                    raise await self._http_error(resp)
+                raw = await resp.read()
+        except ProviderError:
+            raise
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise self._map_exception(exc) from None
+        return self._decode(raw)
+
+    async def _events(self, url: str, payload: dict[str, Any], request_id: str | None,
+                      params: Mapping[str, str] | None = None) -> AsyncIterator[SSEEvent]:
+        """POST and yield the SSE events of the reply; the connection is released on exit."""
+        try:
+            async with self.session().post(url, data=orjson.dumps(payload), params=params,
+                                           headers=self._request_headers(request_id)) as resp:
+                if resp.status >= 400:
+                    raise await self._http_error(resp)
+                ctype = resp.headers.get("Content-Type", "")
+                if not ctype.startswith("text/event-stream"):
+                    # some servers ignore "stream": true and answer with an error document
+                    raw = await resp.read()
+                    raise ProviderHTTPError(502, self._scrub(
+                        f"expected text/event-stream, got {ctype or 'no content type'}: "
+                        f"{raw[:200].decode('utf-8', 'replace')}"), False)
+                async for event in iter_sse(resp.content):
+                    yield event
+        except ProviderError:
+            raise
+        except ValueError as exc:            # a line longer than the read buffer
+            raise ProviderConnectError(f"malformed event stream: {exc}") from None
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise self._map_exception(exc) from None
+
+    # --- errors ------------------------------------------------------------------------------
+
+    def _decode(self, raw: bytes) -> Any:
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise ProviderHTTPError(
+                502, self._scrub(f"upstream sent invalid JSON: {raw[:200].decode('utf-8', 'replace')}"),
+                False) from None
+
+    def _scrub(self, text: str) -> str:
+        key = self.config.api_key
+        if key and key in text:
+            text = text.replace(key, "***")
+        if len(text) > MAX_ERROR_MESSAGE:
+            text = text[:MAX_ERROR_MESSAGE] + "..."
+        return text
+
+    def _map_exception(self, exc: BaseException) -> ProviderError:
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            return ProviderConnectError(f"connect timeout after {self.config.connect_timeout_s:g}s")
+        if isinstance(exc, aiohttp.SocketTimeoutError):
+            return ProviderTimeout(f"no data for {self.config.read_timeout_s:g}s")
+        if isinstance(exc, asyncio.TimeoutError):
+            return ProviderTimeout(f"no complete answer within {self.config.total_timeout_s:g}s")
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            reason = exc.os_error.strerror or type(exc.os_error).__name__
+            return ProviderConnectError(self._scrub(f"cannot connect to {exc.host}:{exc.port}: {reason}"))
+        if isinstance(exc, aiohttp.ServerDisconnectedError):
+            return ProviderConnectError("upstream closed the connection")
+        if isinstance(exc, aiohttp.ClientPayloadError):
+            return ProviderConnectError("upstream response was cut off")
+        return ProviderConnectError(self._scrub(f"{type(exc).__name__}: {exc}"))
+
+    async def _http_error(self, resp: aiohttp.ClientResponse) -> ProviderHTTPError:
+        status = resp.status
+        try:
+            raw = await resp.content.read(MAX_ERROR_BODY)
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            raw = b""
+        message, error_type, code = _error_fields(raw)
+        if not message:
+            message = resp.reason or f"HTTP {status}"
+        retryable = status in (408, 429) or status >= 500
+        return ProviderHTTPError(status, self._scrub(message), retryable,
+                                 retry_after_s=_retry_after(resp.headers) if retryable else None,
+                                 error_type=error_type, code=code)
+
+
+def _error_fields(raw: bytes) -> tuple[str, str | None, str | None]:
+    """(message, type, code) from an OpenAI / Azure / Anthropic error body, or its text."""
+    try:
+        doc = orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        return raw[:MAX_ERROR_MESSAGE].decode("utf-8", "replace").strip(), None, None
+    if isinstance(doc, dict):
+        err = doc.get("error", doc)
+        if isinstance(err, dict):
+            message = err.get("message") or doc.get("message") or ""
+            code = err.get("code")
+            return str(message), _opt_str(err.get("type")), _opt_str(code)
+        if isinstance(err, str):
+            return err, None, None
+    return "", None, None
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError, IndexError):
+        return None
