@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -34,70 +35,83 @@ class RateResult:
     degraded: bool = False  # True when the backend failed and we failed open
 
 
-class LocalRateLimiter:
-    """In-process limiter (one worker). Per scope: ring of 60 (second, requests, tokens) buckets."""
+class _Window:
+    """One scope's last 60 s: a deque of [second, requests, tokens] plus running totals (O(1) amortised)."""
+
+    __slots__ = ("buckets", "req", "tok")
 
     def __init__(self) -> None:
-        self._req: dict[str, list[int]] = {}
-        self._tok: dict[str, list[int]] = {}
-        self._sec: dict[str, list[int]] = {}
+        self.buckets: deque[list[int]] = deque()
+        self.req = 0
+        self.tok = 0
 
-    def _bucket(self, key: str, now_s: int) -> tuple[list[int], list[int], list[int]]:
-        secs = self._sec.get(key)
-        if secs is None:
-            secs = self._sec[key] = [-1] * WINDOW_S
-            self._req[key] = [0] * WINDOW_S
-            self._tok[key] = [0] * WINDOW_S
-        req, tok = self._req[key], self._tok[key]
-        i = now_s % WINDOW_S
-        if secs[i] != now_s:
-            secs[i] = now_s
-            req[i] = 0
-            tok[i] = 0
-        return secs, req, tok
-
-    @staticmethod
-    def _sum(secs: list[int], vals: list[int], now_s: int) -> int:
+    def expire(self, now_s: int) -> None:
+        b = self.buckets
         lo = now_s - WINDOW_S
-        return sum(v for s, v in zip(secs, vals) if s > lo)
+        while b and b[0][0] <= lo:
+            _, r, t = b.popleft()
+            self.req -= r
+            self.tok -= t
 
-    @staticmethod
-    def _oldest(secs: list[int], vals: list[int], now_s: int) -> int:
-        lo = now_s - WINDOW_S
-        live = [s for s, v in zip(secs, vals) if s > lo and v > 0]
-        return min(live) if live else now_s
+    def current(self, now_s: int) -> list[int]:
+        b = self.buckets
+        if not b or b[-1][0] != now_s:
+            b.append([now_s, 0, 0])
+        return b[-1]
+
+    def reset_in(self, now_s: int, tokens: bool = False) -> int:
+        i = 2 if tokens else 1
+        for bucket in self.buckets:
+            if bucket[i]:
+                return bucket[0] + WINDOW_S - now_s
+        return WINDOW_S
+
+
+class LocalRateLimiter:
+    """In-process limiter (one worker): a sliding window of one-second buckets per scope."""
+
+    def __init__(self) -> None:
+        self._w: dict[str, _Window] = {}
+
+    def _window(self, key: str, now_s: int) -> _Window:
+        w = self._w.get(key)
+        if w is None:
+            w = self._w[key] = _Window()
+        else:
+            w.expire(now_s)
+        return w
 
     async def check(self, scopes: Sequence[Scope]) -> RateResult:
         now_s = int(time.time())
-        best: tuple[int, int, int] | None = None   # remaining, limit, reset
-        states = []
+        windows = []
+        best: tuple[int, int, _Window] | None = None
         for sc in scopes:
-            secs, req, tok = self._bucket(sc.key, now_s)
-            used = self._sum(secs, req, now_s)
-            tokens = self._sum(secs, tok, now_s)
-            reset = self._oldest(secs, req, now_s) + WINDOW_S - now_s
-            if used >= sc.rpm:
+            w = self._window(sc.key, now_s)
+            if w.req >= sc.rpm:
+                reset = w.reset_in(now_s)
                 return RateResult(False, sc.rpm, 0, reset, max(1, reset), "requests")
-            if tokens >= sc.tpm:
-                treset = self._oldest(secs, tok, now_s) + WINDOW_S - now_s
-                return RateResult(False, sc.rpm, max(0, sc.rpm - used), reset, max(1, treset), "tokens")
-            states.append((req, now_s % WINDOW_S))
-            rem = sc.rpm - used - 1
+            if w.tok >= sc.tpm:
+                return RateResult(False, sc.rpm, max(0, sc.rpm - w.req), w.reset_in(now_s),
+                                  max(1, w.reset_in(now_s, tokens=True)), "tokens")
+            windows.append(w)
+            rem = sc.rpm - w.req - 1
             if best is None or rem < best[0]:
-                best = (rem, sc.rpm, reset)
-        for req, i in states:
-            req[i] += 1
+                best = (rem, sc.rpm, w)
+        for w in windows:
+            w.current(now_s)[1] += 1
+            w.req += 1
         if best is None:
             return RateResult(True, 0, 0, 0, 0)
-        return RateResult(True, best[1], best[0], best[2], 0)
+        return RateResult(True, best[1], best[0], best[2].reset_in(now_s), 0)
 
     async def add_tokens(self, scope_keys: Sequence[str], tokens: int) -> None:
         if tokens <= 0:
             return
         now_s = int(time.time())
         for key in scope_keys:
-            _secs, _req, tok = self._bucket(key, now_s)
-            tok[now_s % WINDOW_S] += tokens
+            w = self._window(key, now_s)
+            w.current(now_s)[2] += tokens
+            w.tok += tokens
 
     async def close(self) -> None:
         return None
