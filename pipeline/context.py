@@ -68,7 +68,7 @@ class RequestContext:
         "security", "response", "stream_iter", "response_headers", "cache_key", "cache_hit",
         "prompt_tokens", "completion_tokens", "estimated_tokens", "cost_usd", "upstream_ms",
         "pipeline_ms", "error", "status", "vault", "canary", "system_prompt", "extras",
-        "rl_state", "outcome",
+        "rl_state", "outcome", "upstream_route",
     )
 
     def __init__(self, route: str, method: str, path: str, headers: Mapping[str, str],
@@ -109,3 +109,4 @@ class RequestContext:
         self.extras: dict[str, Any] = {}
         self.rl_state: Any = None               # rate-limit result for X-RateLimit-* headers
         self.outcome = "ok"                     # ok | blocked | error | interrupted
+        self.upstream_route: Any = None         # the router's Route, resolved by the policy stage

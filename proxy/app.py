@@ -226,7 +226,7 @@ class ProxyHandlers:
             KillSwitchStage(rt.directory)(ctx)
         except StageError as err:
             return self._problem(ctx, err, True)
-        models = await rt.router.list_models()
+        models = (await rt.router.list_models()).get("data", [])
         p = ctx.principal
         pol = rt.directory.effective_policy(p.tenant_id, rt.directory.keys_by_id.get(p.subject)) if p else None
         visible = [m for m in models if _model_visible(m.get("id", ""), p, pol)]

@@ -39,6 +39,7 @@ class PolicyStage:
             raise PolicyViolation(f"Model '{model}' is not allowed by policy '{pol.name}'.",
                                   error_code="GW-002", reason="model_not_allowed")
         route = self._router.resolve(model)
+        ctx.upstream_route = route
         provider = route.provider.name
         ctx.provider = provider
         ctx.upstream_model = route.upstream_model

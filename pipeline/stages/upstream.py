@@ -33,9 +33,7 @@ class UpstreamStage:
             return
         body = ctx.body
         assert body is not None and ctx.model is not None
-        route = self._router.resolve(ctx.model)
-        if ctx.upstream_model and ctx.upstream_model != body.get("model"):
-            body = {**body, "model": ctx.upstream_model}
+        route = ctx.upstream_route or self._router.resolve(ctx.model)
         t0 = perf_counter()
         if ctx.route == "embeddings":
             ctx.response = await self._router.embeddings(route, body, ctx.request_id)
