@@ -89,8 +89,12 @@ class RouterObserver(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    provider: str           # configured provider name
+    provider: Provider      # the client of the configured provider (``route.provider.name``)
     upstream_model: str     # model name sent upstream
+
+    @property
+    def provider_name(self) -> str:
+        return self.provider.name
 
 
 class UpstreamTrace:
@@ -188,11 +192,11 @@ class ProviderRouter:
         if "/" in model:
             prefix, _, rest = model.partition("/")
             if rest and prefix in self._configs:
-                return Route(prefix, rest)
+                return Route(self._providers[prefix], rest)
         name = self._by_model.get(model) or self._wildcard or self.default_provider
         if name is None:
             raise ModelNotFound(f"The model '{model}' does not exist or is not served by this gateway")
-        return Route(name, model)
+        return Route(self._providers[name], model)
 
     def cost(self, provider: str, model: str, prompt_tokens: int, completion_tokens: int) -> float:
         """Price of a call in the configured currency (0.0 when the model has no price)."""
@@ -254,12 +258,12 @@ class ProviderRouter:
 
     async def _run(self, route: Route, call: Callable[[Provider, str], Awaitable[T]],
                    trace: UpstreamTrace | None) -> tuple[T, str]:
-        chain = self._chains.get(route.provider)
+        chain = self._chains.get(route.provider.name)
         if chain is None:
-            raise ModelNotFound(f"provider {route.provider!r} is not configured")
+            raise ModelNotFound(f"provider {route.provider.name!r} is not configured")
         observer = self._observer
         last_exc: ProviderError | None = None
-        last_name = route.provider
+        last_name = chain[0]
         attempts = 0
         for hop, name in enumerate(chain):
             provider = self._providers[name]
@@ -396,7 +400,7 @@ class ProviderRouter:
             route = self.resolve(model)
         except ModelNotFound:
             return False
-        return route.provider == provider and route.upstream_model == model
+        return route.provider.name == provider and route.upstream_model == model
 
     async def close(self) -> None:
         self._closed = True
