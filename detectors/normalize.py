@@ -1,0 +1,316 @@
+"""Text normalisation run before every detector.
+
+``normalize(text)`` undoes the cheap character-level evasions attackers use to
+slip past pattern matchers, while keeping a map back to the original string:
+
+* NFKC (full-width, mathematical alphanumerics, ligatures, compatibility forms);
+* removal of zero-width characters, Unicode tag characters (U+E0000..U+E007F),
+  bidi controls and every other format (Cf) or control character, and of
+  stand-alone combining marks (so "ï" and zalgo text fold to their base letter);
+* homoglyph folding (Cyrillic / Greek / small-capital look-alikes to Latin);
+* casefolding;
+* letter-by-letter spacing ("i g n o r e", "i.g.n.o.r.e") collapsed into the word;
+* runs of whitespace collapsed to one space, or one newline if the run held one.
+
+``Normalized.offsets[i]`` is the index in the original text of normalised
+character ``i``; one trailing entry equals ``len(original)``. ``Normalized.decoded``
+holds extra strings decoded from embedded base64, hex, %-URL-encoding and rot13
+spans: a detector scans them as well.
+
+Pure-ASCII text without whitespace runs, control characters or the spacing
+trick takes a fast path that costs one ``str.lower`` and two regex probes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import re
+import unicodedata
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+import numpy as np
+
+from . import _hs
+
+__all__ = ["Normalized", "normalize", "HOMOGLYPHS"]
+
+
+@dataclass(frozen=True, slots=True)
+class Normalized:
+    """A normalised text, its map back to the original, and decoded payloads."""
+
+    text: str
+    offsets: Sequence[int]
+    decoded: tuple[str, ...] = ()
+
+    def to_original(self, start: int, end: int) -> tuple[int, int]:
+        """Map the half-open span ``[start, end)`` of ``text`` to the original string."""
+        if end <= start:
+            pos = self.offsets[start]
+            return pos, pos
+        return self.offsets[start], self.offsets[end - 1] + 1
+
+
+# Look-alikes that NFKC leaves alone, folded after casefolding (lower-case keys).
+HOMOGLYPHS: dict[str, str] = {
+    # Cyrillic
+    "а": "a", "в": "b", "г": "r", "е": "e", "ё": "e", "з": "3", "и": "u", "й": "u",
+    "к": "k", "м": "m", "н": "h", "о": "o", "п": "n", "р": "p", "с": "c", "т": "t",
+    "у": "y", "х": "x", "ь": "b", "ѕ": "s", "і": "i", "ї": "i", "ј": "j", "һ": "h",
+    "ԁ": "d", "ԛ": "q", "ԝ": "w", "ӏ": "l", "ɡ": "g", "ԍ": "g", "ү": "y", "ҫ": "c",
+    # Greek
+    "α": "a", "β": "b", "γ": "y", "δ": "d", "ε": "e", "η": "n", "ι": "i", "κ": "k",
+    "ν": "v", "ο": "o", "ρ": "p", "τ": "t", "υ": "u", "χ": "x", "ω": "w", "ϲ": "c",
+    "ϳ": "j", "ς": "s", "μ": "u",
+    # Latin small capitals and other IPA look-alikes
+    "ᴀ": "a", "ʙ": "b", "ᴄ": "c", "ᴅ": "d", "ᴇ": "e", "ꜰ": "f", "ɢ": "g", "ʜ": "h",
+    "ɪ": "i", "ᴊ": "j", "ᴋ": "k", "ʟ": "l", "ᴍ": "m", "ɴ": "n", "ᴏ": "o", "ᴘ": "p",
+    "ʀ": "r", "ꜱ": "s", "ᴛ": "t", "ᴜ": "u", "ᴠ": "v", "ᴡ": "w", "ʏ": "y", "ᴢ": "z",
+    "ı": "i", "ȷ": "j", "ɑ": "a", "ɩ": "i", "ʋ": "u", "ɒ": "a", "ꞵ": "b",
+    # Armenian / Cherokee-style shapes seen in evasion kits
+    "օ": "o", "ս": "u", "ց": "g", "զ": "q", "ɾ": "r",
+}
+
+_DROP_CATEGORIES = frozenset({"Cf", "Cc", "Mn", "Me", "Cs"})
+_FOLD_CACHE: dict[str, str] = {}
+_FOLD_CACHE_MAX = 1 << 16
+
+
+def _fold_char(c: str) -> str:
+    """Normalise one non-ASCII character (cached)."""
+    r = _FOLD_CACHE.get(c)
+    if r is not None:
+        return r
+    if c in "\u2028\u2029\x85":
+        r = "\n"
+    elif unicodedata.category(c) in _DROP_CATEGORIES:
+        r = ""
+    else:
+        s = unicodedata.normalize("NFKC", c)
+        if not s.isascii():
+            stripped = "".join(
+                ch for ch in unicodedata.normalize("NFKD", s)
+                if unicodedata.category(ch) not in _DROP_CATEGORIES
+            )
+            if stripped.isascii() and stripped:
+                s = stripped
+        s = s.casefold()
+        r = "".join(HOMOGLYPHS.get(ch, ch) for ch in s)
+        if not r.isascii():
+            # Re-check: a compatibility form may have produced a format character.
+            r = "".join(ch for ch in r if unicodedata.category(ch) not in _DROP_CATEGORIES)
+    if len(_FOLD_CACHE) < _FOLD_CACHE_MAX:
+        _FOLD_CACHE[c] = r
+    return r
+
+
+_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
+# Single letters separated by the same one separator, at least three letters.
+_SPACED = re.compile(
+    r"(?<![a-z0-9])[a-z](?P<sep>[ .\-_*|/+~,:;'`\"^=])[a-z](?:(?P=sep)[a-z])+(?![a-z0-9])"
+)
+_SPACED_SEPS = re.compile(r"[^a-z]")
+
+# Hyperscan probes: cheap existence checks that decide which slow step runs at all.
+_SEP = r"[ .\-_*|/+~,:;'`\"^=]"
+_P_SPACED, _P_WS, _P_CTRL = 0, 1, 2
+_EDIT_DB = _hs.compile_block(
+    [
+        rf"\b[a-z]{_SEP}[a-z]{_SEP}[a-z]\b",
+        r"[ \t\n\r\f\v]{2}|[\t\r\f\v]",
+        r"[\x00-\x08\x0e-\x1f\x7f]",
+    ],
+    [_hs.SINGLEMATCH, _hs.SINGLEMATCH, _hs.SINGLEMATCH],
+)
+
+_WS_LUT = np.zeros(256, dtype=bool)
+_WS_LUT[[9, 10, 11, 12, 13, 32]] = True
+_CTRL_LUT = np.zeros(256, dtype=bool)
+_CTRL_LUT[[*range(0, 9), *range(14, 32), 127]] = True
+_WS_MAP = np.arange(256, dtype=np.uint8)
+_WS_MAP[[9, 11, 12, 13]] = 32
+_LOST_NEWLINE = (" \n", "\t\n", "\r\n", "\v\n", "\f\n")
+
+
+def _collapse_spacing(t: str, off: np.ndarray) -> tuple[str, np.ndarray]:
+    out: list[str] = []
+    keep = np.ones(len(t), dtype=bool)
+    pos = 0
+    for m in _SPACED.finditer(t):
+        s, e = m.span()
+        out.append(t[pos:s])
+        out.append(_SPACED_SEPS.sub("", m.group()))
+        # Separators sit at every odd position of the match.
+        keep[s + 1:e:2] = False
+        pos = e
+    out.append(t[pos:])
+    return "".join(out), off[keep]
+
+
+def _collapse_whitespace(t: str, off: np.ndarray, has_ctrl: bool) -> tuple[str, np.ndarray]:
+    """Drop control characters; a whitespace run becomes one space, or one newline if it held one."""
+    if t.isascii():
+        codec = "ascii"
+        cp = np.frombuffer(t.encode("ascii"), dtype=np.uint8)
+        small = cp
+        out = _WS_MAP.take(cp)
+    else:
+        codec = "utf-32-le"
+        cp = np.frombuffer(t.encode("utf-32-le"), dtype=np.uint32)
+        small = np.minimum(cp, 255)
+        out = np.where(small < 32, _WS_MAP.take(small), cp).astype(np.uint32)
+    ws = _WS_LUT.take(small)
+    cont = np.empty_like(ws)
+    cont[0] = False
+    np.logical_and(ws[1:], ws[:-1], out=cont[1:])
+    # The first character of each run stays: a space, or a newline if the run held one.
+    if any(pair in t for pair in _LOST_NEWLINE):
+        lost_nl = np.flatnonzero(cont & (cp == 10))
+        starts = np.flatnonzero(ws & ~np.concatenate(([False], ws[:-1])))
+        out[starts[np.searchsorted(starts, lost_nl, side="right") - 1]] = 10
+    if has_ctrl:
+        cont |= _CTRL_LUT.take(small)
+    keep = np.flatnonzero(~cont)
+    return out.take(keep).tobytes().decode(codec), off.take(keep)
+
+
+def _fold_non_ascii(text: str) -> tuple[str, np.ndarray]:
+    """Fold every non-ASCII character; offsets repeat an index when one character expands."""
+    out: list[str] = []
+    changed_at: list[int] = []
+    changed_len: list[int] = []
+    pos = 0
+    for m in _NON_ASCII_RUN.finditer(text):
+        s, e = m.span()
+        if s > pos:
+            out.append(text[pos:s].lower())
+        for i in range(s, e):
+            r = _fold_char(text[i])
+            out.append(r)
+            if len(r) != 1:
+                changed_at.append(i)
+                changed_len.append(len(r))
+        pos = e
+    out.append(text[pos:].lower())
+    if not changed_at:
+        return "".join(out), np.arange(len(text), dtype=np.int64)
+    lengths = np.ones(len(text), dtype=np.int64)
+    lengths[changed_at] = changed_len
+    return "".join(out), np.repeat(np.arange(len(text), dtype=np.int64), lengths)
+
+
+# ---------------------------------------------------------------------------
+# Embedded encodings
+# ---------------------------------------------------------------------------
+
+_MAX_DECODED = 8
+_MAX_DECODE_CHARS = 16384
+_B64, _HEX, _URL, _ROT13 = 0, 1, 2, 3
+_DECODE_DB = _hs.compile_block(
+    [
+        r"[A-Za-z0-9+/]{24,}",
+        r"(?:\\x[2-7][0-9a-fA-F]){6}|(?:[2-7][0-9a-fA-F]){8}|(?:[2-7][0-9a-fA-F][ :]){7}[2-7]",
+        r"(?:%[0-9a-fA-F]{2}[^\s%]{0,3}){3}",
+        # rot13 forms of words that only show up in rot13-wrapped instructions.
+        r"\b(?:vtaber|qvfertneq|vafgehpgvbaf?|flfgrz|cebzcg|cerivbhf|cnffjbeq|erirny|sbetrg|cergraq|rot-?13)\b",
+    ],
+    [_hs.SINGLEMATCH, _hs.SINGLEMATCH, _hs.SINGLEMATCH, _hs.SINGLEMATCH | _hs.CASELESS],
+)
+_FIND = {
+    _B64: re.compile(r"[A-Za-z0-9+/]{24,}={0,2}"),
+    _HEX: re.compile(r"(?:\\x[2-7][0-9a-fA-F]){6,}|(?:[2-7][0-9a-fA-F]){8,}|(?:[2-7][0-9a-fA-F][ :]){7,}[2-7][0-9a-fA-F]"),
+    _URL: re.compile(r"[A-Za-z0-9._~+-]*+(?:%[0-9a-fA-F]{2}[A-Za-z0-9._~+-]*+){3,}"),
+}
+
+
+def _printable_text(s: str) -> bool:
+    if len(s) < 6:
+        return False
+    good = sum(1 for ch in s if ch.isalpha() or ch == " ")
+    bad = sum(1 for ch in s if not ch.isprintable() and ch not in "\n\t\r")
+    return bad == 0 and good >= 0.6 * len(s) and " " in s.strip()
+
+
+def _decode_b64(s: str) -> str | None:
+    s = s.rstrip("=")
+    pad = "=" * (-len(s) % 4)
+    try:
+        raw = base64.b64decode(s + pad, validate=True)
+        return raw.decode("utf-8")
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return None
+
+
+_HEX_NOISE = re.compile(r"\\x|[ :]")
+
+
+def _decode_hex(s: str) -> str | None:
+    digits = _HEX_NOISE.sub("", s)
+    if len(digits) % 2:
+        return None
+    try:
+        return bytes.fromhex(digits).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _decode_one(kind: int, span: str) -> str | None:
+    if kind == _B64:
+        return _decode_b64(span)
+    if kind == _HEX:
+        return _decode_hex(span)
+    dec = unquote(span)
+    return None if dec == span else dec
+
+
+def _decode_spans(text: str, data: bytes) -> tuple[str, ...]:
+    """Strings decoded from base64 / hex / %-encoded spans of ``text``, and its rot13 form if hinted."""
+    probes = _hs.scan_ids(_DECODE_DB, data)
+    if not probes:
+        return ()
+    found: list[str] = []
+    head = text[: _MAX_DECODE_CHARS * 4]
+    for kind in (_B64, _HEX, _URL):
+        if kind not in probes:
+            continue
+        for m in _FIND[kind].finditer(head):
+            dec = _decode_one(kind, m.group())
+            if dec is not None and _printable_text(dec) and dec not in found:
+                found.append(dec[:_MAX_DECODE_CHARS])
+                if len(found) >= _MAX_DECODED:
+                    return tuple(found)
+    if _ROT13 in probes:
+        found.append(codecs.encode(text[:_MAX_DECODE_CHARS], "rot13"))
+    return tuple(found)
+
+
+# ---------------------------------------------------------------------------
+
+
+def normalize(text: str) -> Normalized:
+    """Normalise ``text`` for detection; see the module docstring for the steps."""
+    if text.isascii():
+        t = text.lower()
+        data = t.encode("ascii")
+        decoded = _decode_spans(text, data)
+        probes = _hs.scan_ids(_EDIT_DB, data)
+        if not probes:
+            return Normalized(t, range(len(text) + 1), decoded)
+        off = np.arange(len(t), dtype=np.int64)
+    else:
+        decoded = _decode_spans(text, text.encode("utf-8", "surrogatepass"))
+        t, off = _fold_non_ascii(text)
+        probes = _hs.scan_ids(_EDIT_DB, t.encode("utf-8", "surrogatepass"))
+    if _P_SPACED in probes:
+        t, off = _collapse_spacing(t, off)
+    if _P_WS in probes or _P_CTRL in probes:
+        t, off = _collapse_whitespace(t, off, _P_CTRL in probes)
+    offsets = array("q")
+    offsets.frombytes(off.astype(np.int64, copy=False).tobytes())
+    offsets.append(len(text))
+    return Normalized(t, offsets, decoded)
