@@ -113,7 +113,7 @@ class Runtime:
         s = self.settings
         Path(s.data_dir).mkdir(parents=True, exist_ok=True)
         if self.store is None:
-            self.store = await open_store(s.effective_database_url)
+            self.store = await open_store(s.effective_database_url, master_key=self.master)
         if s.redis_url:
             import redis.asyncio as aioredis
 
