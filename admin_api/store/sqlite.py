@@ -1,0 +1,147 @@
+"""SQLite backend (aiosqlite): WAL, busy_timeout, foreign keys on.
+
+Writes are serialised through one connection guarded by an asyncio lock and
+run as `BEGIN IMMEDIATE` transactions; reads outside a transaction use a
+second connection, which WAL lets proceed while a write is in progress.
+"""
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import orjson
+
+from admin_api.store.backend import Dialect, Row
+from admin_api.store.errors import ConflictError, NotFoundError, StoreUnavailable
+
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+_translated: dict[str, str] = {}
+
+
+def _sql(sql: str) -> str:
+    """`$1` placeholders -> `?1` (cached per distinct statement)."""
+    out = _translated.get(sql)
+    if out is None:
+        out = _translated[sql] = _PLACEHOLDER.sub(r"?\1", sql)
+    return out
+
+
+def _param(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="microseconds")
+    if isinstance(value, (dict, list, tuple)):
+        return orjson.dumps(value).decode()
+    return value
+
+
+def _params(args: Sequence[Any]) -> tuple[Any, ...]:
+    return tuple(_param(a) for a in args)
+
+
+def _translate_error(exc: sqlite3.IntegrityError) -> Exception:
+    text = str(exc)
+    if "UNIQUE" in text:
+        return ConflictError(text)
+    if "FOREIGN KEY" in text:
+        return NotFoundError("a referenced row does not exist")
+    return exc
+
+
+class _SqliteConn:
+    """Statement helpers over one aiosqlite connection."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        try:
+            cur = await self._db.execute(_sql(sql), _params(args))
+        except sqlite3.IntegrityError as exc:
+            raise _translate_error(exc) from exc
+        count = cur.rowcount
+        await cur.close()
+        return max(count, 0)
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        try:
+            await self._db.executemany(_sql(sql), [_params(r) for r in rows])
+        except sqlite3.IntegrityError as exc:
+            raise _translate_error(exc) from exc
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        try:
+            cur = await self._db.execute(_sql(sql), _params(args))
+        except sqlite3.IntegrityError as exc:
+            raise _translate_error(exc) from exc
+        rows = await cur.fetchall()
+        await cur.close()
+        return list(rows)  # type: ignore[arg-type]  # sqlite3.Row reads like a Mapping
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        rows = await self.fetch(sql, *args)
+        return None if not rows else next(iter(rows[0]))  # type: ignore[call-overload]
+
+
+async def _connect(path: str) -> aiosqlite.Connection:
+    try:
+        db = await aiosqlite.connect(path, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise StoreUnavailable(f"cannot open SQLite database at {path}: {exc}") from exc
+    db.row_factory = sqlite3.Row
+    await db.execute("PRAGMA journal_mode=WAL")
+    await db.execute("PRAGMA busy_timeout=5000")
+    await db.execute("PRAGMA foreign_keys=ON")
+    await db.execute("PRAGMA synchronous=NORMAL")
+    return db
+
+
+class SqliteBackend(_SqliteConn):
+    """A SQLite database file: one writer connection, one reader connection."""
+
+    dialect: Dialect = "sqlite"
+
+    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection, path: str) -> None:
+        super().__init__(reader)
+        self.path = path
+        self._writer = writer
+        self._write = _SqliteConn(writer)
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: str) -> SqliteBackend:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        writer = await _connect(path)
+        reader = await _connect(path)
+        return cls(writer, reader, path)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_SqliteConn]:
+        async with self._lock:
+            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._write
+            except BaseException:
+                await self._writer.execute("ROLLBACK")
+                raise
+            await self._writer.execute("COMMIT")
+
+    async def ping(self) -> None:
+        try:
+            await self.fetchval("SELECT 1")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def close(self) -> None:
+        await self._db.close()
+        await self._writer.close()
