@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from contextlib import aclosing
 from datetime import datetime
-from typing import Any, AsyncIterator
+from typing import Any, AsyncGenerator
 
 import orjson
 
@@ -60,7 +60,7 @@ class AnthropicProvider(HTTPProvider):
             raise ProviderHTTPError(502, f"provider {self.name!r} sent a reply that is not a message", False)
         return to_chat_completion(doc)
 
-    async def _chunks(self, body: dict[str, Any], request_id: str) -> AsyncIterator[dict[str, Any]]:
+    async def _chunks(self, body: dict[str, Any], request_id: str) -> AsyncGenerator[dict[str, Any], None]:
         options = body.get("stream_options")
         include_usage = bool(isinstance(options, dict) and options.get("include_usage"))
         translator = StreamTranslator(include_usage=include_usage)

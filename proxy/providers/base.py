@@ -31,7 +31,7 @@ class ProviderConfig:
     max_retries: int = 2
     backoff_base_s: float = 0.2
     fallback: str | None = None
-    breaker_failures: int = 5
+    breaker_failures: int = 5                               # 0 disables the circuit breaker
     breaker_reset_s: float = 30.0
     headers: Mapping[str, str] = field(default_factory=dict)
     prices: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # model -> (in, out) per 1k
@@ -41,8 +41,8 @@ class ProviderConfig:
             raise ValueError(f"provider {self.name!r}: kind must be one of {', '.join(PROVIDER_KINDS)}")
         if not self.base_url.startswith(("http://", "https://")):
             raise ValueError(f"provider {self.name!r}: base_url must be an http(s) URL")
-        if self.max_retries < 0 or self.breaker_failures < 1:
-            raise ValueError(f"provider {self.name!r}: max_retries must be >= 0 and breaker_failures >= 1")
+        if self.max_retries < 0 or self.breaker_failures < 0:
+            raise ValueError(f"provider {self.name!r}: max_retries and breaker_failures must be >= 0")
 
     @classmethod
     def from_settings(cls, settings: Any) -> "ProviderConfig":

@@ -2,6 +2,7 @@
 
 closed --(``failures`` consecutive failures)--> open --(``reset_s`` elapsed)--> half_open
 half_open lets exactly one trial call through: success closes the breaker, failure re-opens it.
+``failures=0`` disables the breaker (it never opens).
 The proxy runs one event loop per process, so no lock is needed.
 """
 from __future__ import annotations
@@ -16,8 +17,8 @@ class CircuitBreaker:
     __slots__ = ("failures", "reset_s", "_clock", "_state", "_consecutive", "_opened_at", "_trial_out")
 
     def __init__(self, failures: int, reset_s: float, *, clock: Callable[[], float] = time.monotonic) -> None:
-        if failures < 1 or reset_s <= 0:
-            raise ValueError("breaker needs failures >= 1 and reset_s > 0")
+        if failures < 0 or reset_s <= 0:
+            raise ValueError("breaker needs failures >= 0 and reset_s > 0")
         self.failures = failures
         self.reset_s = reset_s
         self._clock = clock
@@ -56,7 +57,7 @@ class CircuitBreaker:
             self._open()
             return
         self._consecutive += 1
-        if self._consecutive >= self.failures:
+        if self.failures and self._consecutive >= self.failures:
             self._open()
 
     def release(self) -> None:

@@ -3,7 +3,7 @@ Together, LiteLLM...). Requests and replies pass through unchanged; streams are 
 from __future__ import annotations
 
 from contextlib import aclosing
-from typing import Any, AsyncIterator, Mapping
+from typing import Any, AsyncGenerator, Mapping
 
 import orjson
 
@@ -40,7 +40,7 @@ class OpenAICompatProvider(HTTPProvider):
             raise ProviderHTTPError(502, f"provider {self.name!r} sent a reply without choices", False)
         return doc
 
-    async def _chunks(self, body: dict[str, Any], request_id: str) -> AsyncIterator[dict[str, Any]]:
+    async def _chunks(self, body: dict[str, Any], request_id: str) -> AsyncGenerator[dict[str, Any], None]:
         payload = body if body.get("stream") is True else {**body, "stream": True}
         finished = False
         loads = orjson.loads

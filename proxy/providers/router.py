@@ -234,7 +234,7 @@ class ProviderRouter:
         by the first ``__anext__`` as pipeline errors, so the caller can still answer with a
         problem document; a break after that raises ``StreamInterrupted``."""
 
-        async def open_stream(provider: Provider, model: str) -> tuple[AsyncIterator[dict[str, Any]], dict]:
+        async def open_stream(provider: Provider, model: str) -> tuple[AsyncIterator[dict[str, Any]], dict[str, Any]]:
             stream = provider.chat_stream(_with_model(body, model), request_id=request_id)
             try:
                 first = await anext(stream)
@@ -381,7 +381,7 @@ class ProviderRouter:
             for model in self._configs[name].models:
                 if model != "*" and model not in merged:
                     merged[model] = {"id": model, "object": "model", "created": 0, "owned_by": name}
-        for name, result in zip(names, results):
+        for name, result in zip(names, results, strict=True):
             if isinstance(result, BaseException):
                 if not isinstance(result, (ProviderError, asyncio.TimeoutError)):
                     raise result

@@ -15,7 +15,7 @@ import time
 from abc import ABC, abstractmethod
 from contextlib import aclosing
 from email.utils import parsedate_to_datetime
-from typing import Any, AsyncIterator, Mapping
+from typing import Any, AsyncGenerator, AsyncIterator, Mapping
 
 import aiohttp
 import orjson
@@ -69,7 +69,7 @@ class HTTPProvider(ABC):
         """Headers that authenticate every request to this provider."""
 
     @abstractmethod
-    def _chunks(self, body: dict[str, Any], request_id: str) -> AsyncIterator[dict[str, Any]]:
+    def _chunks(self, body: dict[str, Any], request_id: str) -> AsyncGenerator[dict[str, Any], None]:
         """The provider's stream as OpenAI chunk dicts (an async generator)."""
 
     # --- public stream wrapper -----------------------------------------------------------------
@@ -145,7 +145,7 @@ class HTTPProvider(ABC):
         return self._decode(raw)
 
     async def _events(self, url: str, payload: dict[str, Any], request_id: str | None,
-                      params: Mapping[str, str] | None = None) -> AsyncIterator[SSEEvent]:
+                      params: Mapping[str, str] | None = None) -> AsyncGenerator[SSEEvent, None]:
         """POST and yield the SSE events of the reply; the connection is released on exit."""
         try:
             async with self.session().post(url, data=orjson.dumps(payload), params=params,

@@ -125,13 +125,13 @@ class RecordingObserver:
 # --- canned upstream documents ---------------------------------------------------------------
 
 
-def openai_completion(text: str = "Hello!", model: str = "gpt-4o-mini", **usage: int) -> dict[str, Any]:
+def openai_completion(text: str = "Hello!", model: str = "gpt-4o-mini", prompt: int = 5,
+                      completion: int = 2) -> dict[str, Any]:
     return {
         "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()), "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                      "logprobs": None, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": usage.get("prompt_tokens", 5), "completion_tokens": usage.get("completion_tokens", 2),
-                  "total_tokens": usage.get("prompt_tokens", 5) + usage.get("completion_tokens", 2)},
+        "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
     }
 
 

@@ -169,6 +169,11 @@ def test_streamed_text_translates_to_chunks_with_a_final_usage_chunk() -> None:
     assert translator.done and all(c["id"] == "msg_01stream" for c in chunks)
 
 
+def json_delta(index: int, fragment: str) -> dict[str, Any]:
+    return {"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta",
+                                                                     "partial_json": fragment}}
+
+
 def test_streamed_tool_calls_carry_index_id_name_and_argument_fragments() -> None:
     events = [
         {"type": "message_start", "message": {"id": "msg_t", "type": "message", "role": "assistant",
@@ -178,12 +183,12 @@ def test_streamed_tool_calls_carry_index_id_name_and_argument_fragments() -> Non
         {"type": "content_block_stop", "index": 0},
         {"type": "content_block_start", "index": 1, "content_block": {
             "type": "tool_use", "id": "toolu_a", "name": "get_weather", "input": {}}},
-        {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": '{"ci'}},
-        {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": 'ty":"Paris"}'}},
+        json_delta(1, '{"ci'),
+        json_delta(1, 'ty":"Paris"}'),
         {"type": "content_block_stop", "index": 1},
         {"type": "content_block_start", "index": 2, "content_block": {
             "type": "tool_use", "id": "toolu_b", "name": "get_weather", "input": {}}},
-        {"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": '{"city":"Rome"}'}},
+        json_delta(2, '{"city":"Rome"}'),
         {"type": "content_block_stop", "index": 2},
         {"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 30}},
         {"type": "message_stop"}]

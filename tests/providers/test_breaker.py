@@ -61,3 +61,10 @@ def test_released_trial_lets_the_next_caller_try() -> None:
     assert breaker.allow()
     breaker.release()
     assert breaker.allow()
+
+
+def test_zero_failures_disables_the_breaker() -> None:
+    breaker = CircuitBreaker(0, 5.0, clock=FakeClock())
+    for _ in range(100):
+        breaker.record_failure()
+    assert breaker.state == "closed" and breaker.allow()
