@@ -365,7 +365,10 @@ class ProviderRouter:
         if isinstance(exc, _CircuitOpen):
             return UpstreamFailed(f"provider {name!r} is unavailable{via}: {exc}", reason="circuit_open",
                                   headers={"Retry-After": str(max(1, int(exc.retry_in + 0.999)))})
-        return UpstreamFailed(f"provider {name!r} failed{via}: {exc}", reason="upstream_failed")
+        headers = None
+        if isinstance(exc, ProviderHTTPError) and exc.retry_after_s is not None:
+            headers = {"Retry-After": str(max(1, int(exc.retry_after_s + 0.999)))}   # pass upstream's hint on
+        return UpstreamFailed(f"provider {name!r} failed{via}: {exc}", reason="upstream_failed", headers=headers)
 
     # --- models and lifecycle -----------------------------------------------------------------
 

@@ -30,6 +30,20 @@ class SSEDecoder:
         """Feed one line (terminator optional, no CR inside); returns the event it completes."""
         return self._field(_strip_terminator(line))
 
+    def feed(self, raw: bytes) -> tuple[SSEEvent, ...]:
+        """Feed what one ``readline`` returned; bare CRs inside it also end lines.
+        Returns the events completed (usually none or one)."""
+        line = _strip_terminator(raw)
+        if b"\r" not in line:
+            event = self._field(line)
+            return () if event is None else (event,)
+        events = []
+        for part in line.split(b"\r"):
+            event = self._field(part)
+            if event is not None:
+                events.append(event)
+        return tuple(events)
+
     def _field(self, line: bytes) -> SSEEvent | None:
         if not line:
             return self._dispatch()
@@ -71,18 +85,10 @@ def _strip_terminator(line: bytes) -> bytes:
 async def iter_sse(content: StreamReader) -> AsyncIterator[SSEEvent]:
     """Yield events from an aiohttp response body, line by line."""
     decoder = SSEDecoder()
-    field = decoder._field
+    feed = decoder.feed
     async for raw in content:
-        line = _strip_terminator(raw)
-        if b"\r" in line:                      # bare CR used as a line terminator
-            for part in line.split(b"\r"):
-                ev = field(part)
-                if ev is not None:
-                    yield ev
-            continue
-        ev = field(line)
-        if ev is not None:
-            yield ev
-    ev = decoder.flush()
-    if ev is not None:
-        yield ev
+        for event in feed(raw):
+            yield event
+    tail = decoder.flush()
+    if tail is not None:
+        yield tail

@@ -28,7 +28,7 @@ from .base import (
     ProviderTimeout,
     StreamInterrupted,
 )
-from .sse import SSEEvent, iter_sse
+from .sse import SSEDecoder, SSEEvent
 
 log = logging.getLogger("casemate.providers")
 
@@ -159,8 +159,14 @@ class HTTPProvider(ABC):
                     raise ProviderHTTPError(502, self._scrub(
                         f"expected text/event-stream, got {ctype or 'no content type'}: "
                         f"{raw[:200].decode('utf-8', 'replace')}"), False)
-                async for event in iter_sse(resp.content):
-                    yield event
+                decoder = SSEDecoder()
+                feed = decoder.feed
+                async for raw in resp.content:          # no extra generator layer per event
+                    for event in feed(raw):
+                        yield event
+                tail = decoder.flush()
+                if tail is not None:
+                    yield tail
         except ProviderError:
             raise
         except ValueError as exc:            # a line longer than the read buffer

@@ -62,9 +62,10 @@ async def test_retry_after_is_honoured_and_a_429_does_not_count_against_the_brea
 async def test_retry_after_beyond_the_cap_skips_retrying(make_router: Build, upstream: ScriptedUpstream) -> None:
     upstream.script(CHAT, err(429, "quota", **{"retry-after-ms": "600000"}), Reply(json=openai_completion()))
     router = make_router(cfg(upstream), max_retry_after_s=20.0)
-    with pytest.raises(UpstreamFailed, match="HTTP 429"):
+    with pytest.raises(UpstreamFailed, match="HTTP 429") as info:
         await router.chat(router.resolve("m"), chat_body(), "r")
     assert len(upstream.calls(CHAT)) == 1
+    assert info.value.headers["Retry-After"] == "600"        # the client learns how long to wait
 
 
 async def test_connection_dropped_before_the_answer_is_retried(make_router: Build,
