@@ -5,7 +5,7 @@ from typing import Any
 
 import pydantic
 import pytest
-from anthropic.types import Message
+from anthropic.types import Message, RawMessageStreamEvent
 from anthropic.types.message_create_params import MessageCreateParamsNonStreaming
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
@@ -19,6 +19,7 @@ from proxy.providers.base import ProviderHTTPError
 from tests.providers.scripted import anthropic_message, anthropic_text_events
 
 _PARAMS = pydantic.TypeAdapter(MessageCreateParamsNonStreaming)
+_EVENT = pydantic.TypeAdapter(RawMessageStreamEvent)
 
 WEATHER_TOOL = {"type": "function", "function": {
     "name": "get_weather", "description": "Weather for a city",
@@ -158,8 +159,12 @@ def test_cached_input_tokens_count_as_prompt_tokens() -> None:
 
 
 def test_streamed_text_translates_to_chunks_with_a_final_usage_chunk() -> None:
+    events = anthropic_text_events(["Hel", "lo"])
+    for event in events:
+        if event["type"] != "ping":
+            _EVENT.validate_python(event)          # the scripted events are real Anthropic events
     translator = StreamTranslator(include_usage=True)
-    chunks = [c for e in anthropic_text_events(["Hel", "lo"]) if (c := translator.feed(e)) is not None]
+    chunks = [c for e in events if (c := translator.feed(e)) is not None]
     for chunk in chunks:
         ChatCompletionChunk.model_validate(chunk)
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
@@ -176,8 +181,9 @@ def json_delta(index: int, fragment: str) -> dict[str, Any]:
 
 def test_streamed_tool_calls_carry_index_id_name_and_argument_fragments() -> None:
     events = [
-        {"type": "message_start", "message": {"id": "msg_t", "type": "message", "role": "assistant",
-                                              "model": "c", "content": [], "usage": {"input_tokens": 5}}},
+        {"type": "message_start", "message": {"id": "msg_t", "type": "message", "role": "assistant", "model": "c",
+                                              "content": [], "stop_reason": None, "stop_sequence": None,
+                                              "usage": {"input_tokens": 5, "output_tokens": 1}}},
         {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
         {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Checking."}},
         {"type": "content_block_stop", "index": 0},
@@ -190,8 +196,11 @@ def test_streamed_tool_calls_carry_index_id_name_and_argument_fragments() -> Non
             "type": "tool_use", "id": "toolu_b", "name": "get_weather", "input": {}}},
         json_delta(2, '{"city":"Rome"}'),
         {"type": "content_block_stop", "index": 2},
-        {"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 30}},
+        {"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+         "usage": {"output_tokens": 30}},
         {"type": "message_stop"}]
+    for event in events:
+        _EVENT.validate_python(event)
     translator = StreamTranslator()
     chunks = [c for e in events if (c := translator.feed(e)) is not None]
     for chunk in chunks:
