@@ -265,6 +265,7 @@ class ProviderRouter:
         last_exc: ProviderError | None = None
         last_name = chain[0]
         attempts = 0
+        failures: list[tuple[str, ProviderError]] = []
         for hop, name in enumerate(chain):
             provider = self._providers[name]
             cfg = provider.config
@@ -329,6 +330,8 @@ class ProviderRouter:
                 if observer is not None:
                     observer.retry(name, outcome)
                 await self._sleep(delay)
+            if last_exc is not None:
+                failures.append((name, last_exc))
             if hop + 1 < len(chain):
                 log.warning("provider %s failed (%s); failing over to %s", name, last_exc, chain[hop + 1])
                 if observer is not None:
@@ -337,7 +340,7 @@ class ProviderRouter:
             trace.provider = last_name
             trace.attempts = attempts
             trace.failed_over = len(chain) > 1
-        raise self._failed(route, chain, last_name, last_exc)
+        raise self._failed(failures, last_exc)
 
     def _backoff(self, base: float, retry: int, retry_after: float | None) -> float | None:
         delay = self._rng.uniform(0.0, min(self._max_backoff_s, base * (2 ** retry)))
@@ -358,17 +361,18 @@ class ProviderRouter:
             status=exc.status, provider=name, openai_type=exc.error_type, code=exc.code)
 
     @staticmethod
-    def _failed(route: Route, chain: tuple[str, ...], name: str, exc: ProviderError | None) -> StageError:
-        via = f" (after failover from {chain[0]!r})" if name != chain[0] else ""
+    def _failed(failures: list[tuple[str, ProviderError]], exc: ProviderError | None) -> StageError:
+        """The last provider's error decides the problem; the detail lists every provider tried."""
+        detail = "; ".join(f"provider {n!r}: {e}" for n, e in failures) or "no provider was tried"
         if isinstance(exc, ProviderTimeout):
-            return UpstreamTimeout(f"provider {name!r} timed out{via}: {exc}", reason="upstream_timeout")
+            return UpstreamTimeout(f"Upstream timed out ({detail})", reason="upstream_timeout")
         if isinstance(exc, _CircuitOpen):
-            return UpstreamFailed(f"provider {name!r} is unavailable{via}: {exc}", reason="circuit_open",
+            return UpstreamFailed(f"Upstream unavailable ({detail})", reason="circuit_open",
                                   headers={"Retry-After": str(max(1, int(exc.retry_in + 0.999)))})
         headers = None
         if isinstance(exc, ProviderHTTPError) and exc.retry_after_s is not None:
             headers = {"Retry-After": str(max(1, int(exc.retry_after_s + 0.999)))}   # pass upstream's hint on
-        return UpstreamFailed(f"provider {name!r} failed{via}: {exc}", reason="upstream_failed", headers=headers)
+        return UpstreamFailed(f"Upstream failed ({detail})", reason="upstream_failed", headers=headers)
 
     # --- models and lifecycle -----------------------------------------------------------------
 

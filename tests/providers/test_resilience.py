@@ -227,3 +227,15 @@ async def test_cancelled_half_open_trial_frees_the_breaker_for_the_next_call(
         await asyncio.wait_for(router.chat(router.resolve("m"), chat_body(), "r"), 0.1)
     result = await router.chat(router.resolve("m"), chat_body(), "r")
     assert result["object"] == "chat.completion"
+
+
+async def test_failed_failover_names_every_provider_and_its_last_error(make_router: Build,
+                                                                       upstream: ScriptedUpstream) -> None:
+    upstream.script(CHAT, err(500, "primary down"))
+    upstream.script(BACKUP_CHAT, Reply(json=openai_completion(), delay_s=0.6))
+    router = make_router(cfg(upstream, max_retries=0, fallback="backup"),
+                         cfg(upstream, "backup", "/backup", read_timeout_s=0.15))
+    with pytest.raises(UpstreamTimeout) as info:                  # the last provider's error decides
+        await router.chat(router.resolve("m"), chat_body(), "r")
+    assert "provider 'oa': HTTP 500: primary down" in info.value.detail
+    assert "provider 'backup': no data for 0.15s" in info.value.detail
