@@ -1,0 +1,467 @@
+"""``make bench``: direct, bare hop and Casemate side by side, JSON and streaming.
+
+One run starts the mock upstream, the bare aiohttp hop and Casemate (``casemate serve
+--role proxy``) as subprocesses and drives each with the closed-loop load generator
+using a ~1 KB chat request. Where the machine has two or more cores the process under
+test runs on core 0 while the mock and the load generator share core 1. Every scenario
+has a warm-up phase, then a measured phase bounded in request count and time; the
+CPU cost per request of the process under test (and of its worker children) comes
+from ``/proc/<pid>/stat`` utime + stime over the measured phase.
+
+Results: ``bench/results/bench.json`` (stable shape, read by CI) and
+``bench/results/bench.md``; a table is printed as well. The process exits 1 when a
+Casemate scenario could not run, with the reason in the table and the JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import secrets
+import shutil
+import socket
+import string
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+from bench.loadgen import LoadResult, LoadSpec, chat_body, run
+
+__all__ = ["BenchConfig", "main", "process_cpu_seconds"]
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+REDIS_URL = "redis://127.0.0.1:6379/15"
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+_MOCK_KEY = "sk-mock"
+_TAIL_LINES = 15
+
+
+class ScenarioFailed(RuntimeError):
+    """A scenario could not be measured (its server did not come up, or every request failed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BenchConfig:
+    json_requests: int = 5000
+    stream_requests: int = 1000
+    warmup_requests: int = 400
+    concurrency: int = 16
+    phase_seconds: float = 20.0
+    warmup_seconds: float = 5.0
+    body_bytes: int = 1024
+    total_budget_s: float = 270.0
+    casemate: bool = True
+
+
+# --- processes and CPU accounting ---------------------------------------------------------------
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rindex(")") + 2:].split()
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            fields = _stat_fields(int(entry.name))
+            if fields is not None:
+                children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, ()))
+    return found
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` and all its live descendants, in seconds."""
+    ticks = 0
+    for member in _descendants(pid):
+        fields = _stat_fields(member)
+        if fields is not None:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / _CLK_TCK
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _pin(cores: set[int] | None) -> Callable[[], None] | None:
+    if not cores:
+        return None
+
+    def apply() -> None:
+        os.sched_setaffinity(0, cores)
+    return apply
+
+
+@dataclass(slots=True)
+class _Server:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def tail(self) -> str:
+        try:
+            lines = self.log.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(lines[-_TAIL_LINES:])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+
+
+def _http_status(url: str, headers: Mapping[str, str] | None = None) -> int | None:
+    request = urllib.request.Request(url, headers=dict(headers or {}))
+    try:
+        with urllib.request.urlopen(request, timeout=2) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (OSError, ValueError):
+        return None
+
+
+def _wait_ready(server: _Server, url: str, headers: Mapping[str, str] | None, timeout_s: float,
+                accept: frozenset[int]) -> None:
+    deadline = time.monotonic() + timeout_s
+    status = None
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise ScenarioFailed(f"{server.name} exited with code {server.proc.returncode} before it was ready; "
+                                 f"log tail:\n{server.tail()}")
+        status = _http_status(url, headers)
+        if status in accept:
+            return
+        time.sleep(0.2)
+    raise ScenarioFailed(f"{server.name} did not answer {sorted(accept)} on {url} within {timeout_s:.0f}s "
+                         f"(last status {status}); log tail:\n{server.tail()}")
+
+
+@contextmanager
+def _serve(name: str, argv: Sequence[str], workdir: Path, ready_url: str, *, cores: set[int] | None,
+           ready_headers: Mapping[str, str] | None = None, env: Mapping[str, str] | None = None,
+           ready_timeout_s: float = 30.0, ready_status: frozenset[int] = frozenset({200})) -> Iterator[_Server]:
+    log = workdir / f"{name}.log"
+    with log.open("wb") as out:
+        try:
+            proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT,
+                                    env={**os.environ, **(env or {})}, preexec_fn=_pin(cores))
+        except OSError as exc:
+            raise ScenarioFailed(f"{name} could not start: {exc}") from None
+    server = _Server(name, proc, log)
+    try:
+        _wait_ready(server, ready_url, ready_headers, ready_timeout_s, ready_status)
+        yield server
+    finally:
+        server.stop()
+
+
+# --- scenarios ------------------------------------------------------------------------------------
+
+def _measure(name: str, spec: LoadSpec, warmup: LoadSpec, pid: int, mock_pid: int) -> dict[str, Any]:
+    warm = run(warmup)
+    if warm.requests == 0:
+        raise ScenarioFailed(f"{name}: every warm-up request failed: {warm.statuses}")
+    cpu0, mock0 = process_cpu_seconds(pid), process_cpu_seconds(mock_pid)
+    result: LoadResult = run(spec)
+    cpu1, mock1 = process_cpu_seconds(pid), process_cpu_seconds(mock_pid)
+    if result.requests == 0:
+        raise ScenarioFailed(f"{name}: every measured request failed: {result.statuses}")
+    answered = result.requests + result.errors
+    out: dict[str, Any] = {
+        "rps": result.rps, "p50_ms": result.p50_ms, "p99_ms": result.p99_ms,
+        "cpu_us_per_req": round((cpu1 - cpu0) * 1e6 / answered, 1),
+        "upstream_cpu_us_per_req": round((mock1 - mock0) * 1e6 / answered, 1),
+        "requests": result.requests, "errors": result.errors, "statuses": result.statuses,
+        "duration_s": result.duration_s, "p90_ms": result.p90_ms, "mean_ms": result.mean_ms,
+    }
+    if spec.stream:
+        out["ttft_p50_ms"] = result.ttft_p50_ms
+        out["ttft_p99_ms"] = result.ttft_p99_ms
+    return out
+
+
+class _Bench:
+    def __init__(self, config: BenchConfig, workdir: Path) -> None:
+        self.config = config
+        self.workdir = workdir
+        self.started = time.monotonic()
+        cores = sorted(os.sched_getaffinity(0))
+        self.pinned = len(cores) >= 2
+        self.proxy_cores = {cores[0]} if self.pinned else None
+        self.client_cores = {cores[1]} if self.pinned else None
+        self.all_cores = set(cores)
+        self.scenarios: dict[str, dict[str, Any]] = {}
+        self.failed: list[str] = []
+
+    def specs(self, url: str, key: str, stream: bool) -> tuple[LoadSpec, LoadSpec]:
+        c = self.config
+        body = chat_body(c.body_bytes, stream=stream)
+        headers = {"Authorization": f"Bearer {key}"}
+        measured = LoadSpec(url=url, body=body, headers=headers, concurrency=c.concurrency,
+                            requests=c.stream_requests if stream else c.json_requests,
+                            duration_s=c.phase_seconds, stream=stream)
+        warmup = LoadSpec(url=url, body=body, headers=headers, concurrency=c.concurrency,
+                          requests=c.warmup_requests, duration_s=c.warmup_seconds, stream=stream)
+        return measured, warmup
+
+    def scenario(self, name: str, url: str, key: str, stream: bool, pid: int, mock_pid: int) -> None:
+        if time.monotonic() - self.started > self.config.total_budget_s:
+            self.fail(name, f"skipped: the run exceeded its {self.config.total_budget_s:.0f}s budget")
+            return
+        print(f"  {name} ...", flush=True)
+        measured, warmup = self.specs(url, key, stream)
+        try:
+            self.scenarios[name] = _measure(name, measured, warmup, pid, mock_pid)
+        except ScenarioFailed as exc:
+            self.fail(name, str(exc))
+
+    def fail(self, name: str, reason: str) -> None:
+        print(f"  {name} FAILED: {reason}", file=sys.stderr, flush=True)
+        self.scenarios[name] = {"error": reason, "rps": None, "p50_ms": None, "p99_ms": None,
+                                "cpu_us_per_req": None}
+        self.failed.append(name)
+
+    def run(self) -> None:
+        py = sys.executable
+        if self.client_cores:
+            os.sched_setaffinity(0, self.client_cores)
+        mock_port, hop_port = _free_port(), _free_port()
+        mock_url = f"http://127.0.0.1:{mock_port}"
+        with _serve("mock", [py, "-m", "bench.mock_upstream", "--port", str(mock_port), "--no-record"],
+                    self.workdir, f"{mock_url}/v1/models", cores=self.client_cores,
+                    ready_headers={"Authorization": f"Bearer {_MOCK_KEY}"}) as mock:
+            mock_pid = mock.proc.pid
+            chat = "/v1/chat/completions"
+            self.scenario("direct", mock_url + chat, _MOCK_KEY, False, mock_pid, mock_pid)
+            self.scenario("direct_stream", mock_url + chat, _MOCK_KEY, True, mock_pid, mock_pid)
+            hop_url = f"http://127.0.0.1:{hop_port}"
+            try:
+                with _serve("bare_hop", [py, "-m", "bench.bare_hop", "--port", str(hop_port),
+                                         "--upstream", mock_url],
+                            self.workdir, f"{hop_url}{chat}", cores=self.proxy_cores,
+                            ready_timeout_s=15, ready_status=frozenset({405})) as hop:
+                    self.scenario("bare_hop", hop_url + chat, _MOCK_KEY, False, hop.proc.pid, mock_pid)
+                    self.scenario("bare_hop_stream", hop_url + chat, _MOCK_KEY, True, hop.proc.pid, mock_pid)
+            except ScenarioFailed as exc:
+                self.fail("bare_hop", str(exc))
+                self.fail("bare_hop_stream", str(exc))
+            if self.config.casemate:
+                self.run_casemate(mock_url, mock_pid)
+
+    def run_casemate(self, mock_url: str, mock_pid: int) -> None:
+        runs: list[tuple[str, int, set[int] | None, dict[str, str], bool]] = [
+            ("casemate", 1, self.proxy_cores, {}, True),
+            ("casemate_2_workers", 2, self.all_cores, {}, False),
+        ]
+        if _redis_answers():
+            runs.append(("casemate_2_workers_redis", 2, self.all_cores, {"CASEMATE_REDIS_URL": REDIS_URL}, False))
+        for name, workers, cores, env, with_stream in runs:
+            names = [name, f"{name}_stream"] if with_stream else [name]
+            try:
+                with self.casemate(name, mock_url, workers, cores, env) as (server, url, key):
+                    self.scenario(name, url, key, False, server.proc.pid, mock_pid)
+                    if with_stream:
+                        self.scenario(f"{name}_stream", url, key, True, server.proc.pid, mock_pid)
+            except ScenarioFailed as exc:
+                for failed in names:
+                    if failed not in self.scenarios:
+                        self.fail(failed, str(exc))
+
+    @contextmanager
+    def casemate(self, name: str, mock_url: str, workers: int, cores: set[int] | None,
+                 env: Mapping[str, str]) -> Iterator[tuple[_Server, str, str]]:
+        binary = Path(sys.executable).with_name("casemate")
+        if not binary.exists():
+            found = shutil.which("casemate")
+            if found is None:
+                raise ScenarioFailed("the `casemate` command is not installed (pip install -e . in the venv)")
+            binary = Path(found)
+        port = _free_port()
+        key = "cm_live_" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(32))
+        data_dir = self.workdir / f"{name}-data"
+        data_dir.mkdir()
+        config = {
+            "data_dir": str(data_dir),
+            "server": {"host": "127.0.0.1", "port": port, "workers": 1},
+            "providers": [{"name": "mock", "kind": "openai", "base_url": f"{mock_url}/v1", "api_key": _MOCK_KEY,
+                           "models": ["*"]}],
+            "default_provider": "mock",
+            "keys": [{"key": key, "tenant": "bench", "rpm": 100_000_000, "tpm": 10_000_000_000}],
+        }
+        config_path = self.workdir / f"{name}.yaml"
+        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        argv = [str(binary), "serve", "--config", str(config_path), "--role", "proxy", "--workers", str(workers)]
+        url = f"http://127.0.0.1:{port}"
+        with _serve(name, argv, self.workdir, f"{url}/ready", cores=cores, env=env, ready_timeout_s=60) as server:
+            yield server, f"{url}/v1/chat/completions", key
+
+
+def _redis_answers() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+# --- report ---------------------------------------------------------------------------------------
+
+def _ratio(a: dict[str, Any] | None, b: dict[str, Any] | None, key: str) -> float | None:
+    if not a or not b or not a.get(key) or not b.get(key):
+        return None
+    return round(a[key] / b[key], 3)
+
+
+def _derive(scenarios: dict[str, dict[str, Any]]) -> dict[str, float | None]:
+    for stream, base in (("bare_hop_stream", "direct_stream"), ("casemate_stream", "bare_hop_stream")):
+        s, b = scenarios.get(stream), scenarios.get(base)
+        if s and b and s.get("ttft_p50_ms") is not None and b.get("ttft_p50_ms") is not None:
+            s["ttft_added_ms"] = round(s["ttft_p50_ms"] - b["ttft_p50_ms"], 3)
+    return {
+        "cpu_per_req_vs_bare_hop": _ratio(scenarios.get("casemate"), scenarios.get("bare_hop"), "cpu_us_per_req"),
+        "stream_cpu_vs_bare_hop": _ratio(scenarios.get("casemate_stream"), scenarios.get("bare_hop_stream"),
+                                         "cpu_us_per_req"),
+        "rps_2_workers_vs_1": _ratio(scenarios.get("casemate_2_workers"), scenarios.get("casemate"), "rps"),
+        "rps_2_workers_redis_vs_1": _ratio(scenarios.get("casemate_2_workers_redis"), scenarios.get("casemate"),
+                                           "rps"),
+    }
+
+
+def _machine(pinned: bool) -> dict[str, Any]:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu_model": model, "cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
+            "python": platform.python_version(), "platform": platform.platform(),
+            "date": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+            "pinning": ("process under test on core 0; mock upstream and load generator on core 1; "
+                        "multi-worker scenarios on all cores") if pinned else "none (single core)"}
+
+
+_COLUMNS = (("scenario", None), ("rps", "rps"), ("p50 ms", "p50_ms"), ("p99 ms", "p99_ms"),
+            ("CPU µs/req", "cpu_us_per_req"), ("upstream µs/req", "upstream_cpu_us_per_req"),
+            ("TTFT p50 ms", "ttft_p50_ms"), ("TTFT added ms", "ttft_added_ms"), ("errors", "errors"))
+
+
+def _rows(scenarios: dict[str, dict[str, Any]]) -> list[list[str]]:
+    rows = []
+    for name, values in scenarios.items():
+        if "error" in values:
+            rows.append([name, "FAILED"] + [""] * (len(_COLUMNS) - 2))
+            continue
+        row = [name]
+        for _, key in _COLUMNS[1:]:
+            value = values.get(key)
+            row.append("" if value is None else f"{value:g}" if isinstance(value, float) else str(value))
+        rows.append(row)
+    return rows
+
+
+def render_table(scenarios: dict[str, dict[str, Any]]) -> str:
+    header = [title for title, _ in _COLUMNS]
+    rows = _rows(scenarios)
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(r, widths)))
+             for r in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def render_markdown(report: dict[str, Any], config: BenchConfig) -> str:
+    header = [title for title, _ in _COLUMNS]
+    out = ["# Casemate benchmark", "",
+           f"{report['machine']['date']} · {report['machine']['cpu_model']} · {report['machine']['cores']} cores · "
+           f"Python {report['machine']['python']}", "",
+           f"Closed loop, {config.concurrency} connections, ~{config.body_bytes} B chat request with a unique "
+           f"nonce per request; {config.warmup_requests} warm-up requests, then up to {config.json_requests} "
+           f"(JSON) / {config.stream_requests} (stream) measured requests or {config.phase_seconds:g}s. "
+           f"CPU is utime+stime of the process under test (and its workers) over the measured phase. "
+           f"Pinning: {report['machine']['pinning']}.", "",
+           "| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(row) + " |" for row in _rows(report["scenarios"])]
+    out += ["", "| ratio | value |", "|---|---|"]
+    out += [f"| {k} | {'n/a' if v is None else v} |" for k, v in report["ratios"].items()]
+    errors = [(name, s["error"]) for name, s in report["scenarios"].items() if "error" in s]
+    if errors:
+        out += ["", "## Scenarios that did not run", ""]
+        out += [f"- **{name}**: {reason.splitlines()[0]}" for name, reason in errors]
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    defaults = BenchConfig()
+    parser.add_argument("--json-requests", type=int, default=defaults.json_requests)
+    parser.add_argument("--stream-requests", type=int, default=defaults.stream_requests)
+    parser.add_argument("--warmup-requests", type=int, default=defaults.warmup_requests)
+    parser.add_argument("--concurrency", type=int, default=defaults.concurrency)
+    parser.add_argument("--phase-seconds", type=float, default=defaults.phase_seconds)
+    parser.add_argument("--skip-casemate", action="store_true", help="measure only direct and bare hop")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    args = parser.parse_args(argv)
+    config = BenchConfig(json_requests=args.json_requests, stream_requests=args.stream_requests,
+                         warmup_requests=args.warmup_requests, concurrency=args.concurrency,
+                         phase_seconds=args.phase_seconds, casemate=not args.skip_casemate)
+    workdir = Path(tempfile.mkdtemp(prefix="casemate-bench-"))
+    bench = _Bench(config, workdir)
+    print(f"casemate bench (work dir {workdir})", flush=True)
+    try:
+        bench.run()
+    except ScenarioFailed as exc:
+        print(f"bench aborted: {exc}", file=sys.stderr)
+        return 1
+    scenarios = bench.scenarios
+    report = {"scenarios": scenarios, "ratios": _derive(scenarios), "machine": _machine(bench.pinned)}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
+    (args.out / "bench.md").write_text(render_markdown(report, config))
+    print()
+    print(render_table(scenarios))
+    print()
+    for name, value in report["ratios"].items():
+        print(f"{name}: {'n/a' if value is None else value}")
+    print(f"\nwrote {args.out / 'bench.json'} and {args.out / 'bench.md'}")
+    if bench.failed:
+        print(f"FAILED scenarios: {', '.join(bench.failed)} (see above)", file=sys.stderr)
+        return 1
+    shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
