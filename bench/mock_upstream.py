@@ -222,7 +222,8 @@ class MockUpstream:
     def _record(self, request: web.Request, body: Any) -> None:
         if self.settings.record:
             self.requests.append({"method": request.method, "path": request.path,
-                                  "query": dict(request.query), "headers": dict(request.headers),
+                                  "query": {str(k): v for k, v in request.query.items()},
+                                  "headers": {str(k): v for k, v in request.headers.items()},
                                   "body": body})
 
     def _key_ok(self, key: str | None) -> bool:
