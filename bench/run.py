@@ -30,7 +30,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,8 @@ _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _MOCK_KEY = "sk-mock"
 _TAIL_LINES = 15
 _MAX_ERROR_RATE = 0.01
+_IDLE_PROBE_REQUESTS = 100
+_IDLE_PROBE_SECONDS = 5.0
 
 
 class ScenarioFailed(RuntimeError):
@@ -208,6 +210,9 @@ def _measure(name: str, spec: LoadSpec, warmup: LoadSpec, pid: int, mock_pid: in
     if spec.stream:
         out["ttft_p50_ms"] = result.ttft_p50_ms
         out["ttft_p99_ms"] = result.ttft_p99_ms
+        # one connection, no queueing: the time to first token the proxy itself adds
+        idle = run(replace(spec, concurrency=1, requests=_IDLE_PROBE_REQUESTS, duration_s=_IDLE_PROBE_SECONDS))
+        out["ttft_idle_p50_ms"] = idle.ttft_p50_ms
     return out
 
 
@@ -352,6 +357,8 @@ def _derive(scenarios: dict[str, dict[str, Any]]) -> dict[str, float | None]:
         s, b = scenarios.get(stream), scenarios.get(base)
         if s and b and s.get("ttft_p50_ms") is not None and b.get("ttft_p50_ms") is not None:
             s["ttft_added_ms"] = round(s["ttft_p50_ms"] - b["ttft_p50_ms"], 3)
+            if s.get("ttft_idle_p50_ms") is not None and b.get("ttft_idle_p50_ms") is not None:
+                s["ttft_idle_added_ms"] = round(s["ttft_idle_p50_ms"] - b["ttft_idle_p50_ms"], 3)
     return {
         "cpu_per_req_vs_bare_hop": _ratio(scenarios.get("casemate"), scenarios.get("bare_hop"), "cpu_us_per_req"),
         "stream_cpu_vs_bare_hop": _ratio(scenarios.get("casemate_stream"), scenarios.get("bare_hop_stream"),
@@ -380,7 +387,8 @@ def _machine(pinned: bool) -> dict[str, Any]:
 
 _COLUMNS = (("scenario", None), ("rps", "rps"), ("p50 ms", "p50_ms"), ("p99 ms", "p99_ms"),
             ("CPU µs/req", "cpu_us_per_req"), ("upstream µs/req", "upstream_cpu_us_per_req"),
-            ("TTFT p50 ms", "ttft_p50_ms"), ("TTFT added ms", "ttft_added_ms"), ("errors", "errors"))
+            ("TTFT p50 ms", "ttft_p50_ms"), ("TTFT added ms", "ttft_added_ms"),
+            ("idle TTFT ms", "ttft_idle_p50_ms"), ("idle TTFT added ms", "ttft_idle_added_ms"), ("errors", "errors"))
 
 
 def _rows(scenarios: dict[str, dict[str, Any]]) -> list[list[str]]:
