@@ -151,7 +151,7 @@ async def run_load(spec: LoadSpec) -> LoadResult:
                         else:
                             await response.read()
                         status = response.status
-                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                except (TimeoutError, aiohttp.ClientError) as exc:
                     statuses[type(exc).__name__] += 1
                     continue
                 statuses[str(status)] += 1

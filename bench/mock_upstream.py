@@ -48,10 +48,11 @@ import orjson
 from aiohttp import web
 
 __all__ = [
+    "MOCK_KEY",
     "Directives",
     "MockSettings",
     "MockUpstream",
-    "MOCK_KEY",
+    "base_url",
     "create_app",
     "main",
     "parse_directives",
@@ -60,7 +61,7 @@ __all__ = [
 ]
 
 _DIRECTIVE_MARK = "[[mock:"
-_DIRECTIVE_RE = re.compile(r"\[\[mock:([a-z_]+)=(.*?)\]\]", re.S)
+_DIRECTIVE_RE = re.compile(r"\[\[mock:([a-z_]+)=(.*?)\]\]", re.DOTALL)
 _WORD_RE = re.compile(r"\s*\S+")
 _INT_DIRECTIVES = frozenset({"status", "delay_ms", "chunk_delay_ms", "kill_after", "chunk_chars", "fail_times"})
 _TEXT_DIRECTIVES = frozenset({"reply", "tool_call"})
@@ -280,7 +281,7 @@ class MockUpstream:
             text, directives = parse_directives(_last_user_text(messages), self.settings.directives)
         except DirectiveError as exc:
             raise _Reject(400, str(exc)) from None
-        if self._fails(_last_user_text(messages), directives.fail_times):
+        if directives.fail_times and self._fails(_last_user_text(messages), directives.fail_times):
             raise _Reject(503, "The server is temporarily overloaded (mock fail_times).")
         tools = body.get("tools")
         return _Call(body=body, body_len=body_len, model=model, text=text, directives=directives,
@@ -307,7 +308,8 @@ class MockUpstream:
     # --- OpenAI / Azure -----------------------------------------------------------------------
 
     def _openai_error(self, exc: _Reject, *, azure: bool = False) -> web.Response:
-        error_type = _OPENAI_ERROR_TYPES.get(exc.status, "server_error" if exc.status >= 500 else "invalid_request_error")
+        fallback = "server_error" if exc.status >= 500 else "invalid_request_error"
+        error_type = _OPENAI_ERROR_TYPES.get(exc.status, fallback)
         code = exc.code or (str(exc.status) if azure else None)
         body = {"error": {"message": exc.message, "type": error_type, "param": None, "code": code}}
         return web.Response(status=exc.status, body=orjson.dumps(body), content_type=_JSON)
@@ -612,7 +614,7 @@ def start_in_thread(host: str = "127.0.0.1", port: int = 0, **defaults: Any) -> 
         asyncio.set_event_loop(loop)
         try:
             holder["runner"] = loop.run_until_complete(start(host, port, **defaults))
-        except BaseException as exc:  # reported to the caller below
+        except Exception as exc:  # noqa: BLE001 - e.g. the port is taken: re-raised in the caller
             holder["error"] = exc
             ready.set()
             return

@@ -28,7 +28,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -109,15 +109,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _pin(cores: set[int] | None) -> Callable[[], None] | None:
-    if not cores:
-        return None
-
-    def apply() -> None:
-        os.sched_setaffinity(0, cores)
-    return apply
-
-
 @dataclass(slots=True)
 class _Server:
     name: str
@@ -176,9 +167,12 @@ def _serve(name: str, argv: Sequence[str], workdir: Path, ready_url: str, *, cor
     with log.open("wb") as out:
         try:
             proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT,
-                                    env={**os.environ, **(env or {})}, preexec_fn=_pin(cores))
+                                    env={**os.environ, **(env or {})})
         except OSError as exc:
             raise ScenarioFailed(f"{name} could not start: {exc}") from None
+    if cores:
+        # before the interpreter has started: worker processes forked later inherit the mask
+        os.sched_setaffinity(proc.pid, cores)
     server = _Server(name, proc, log)
     try:
         _wait_ready(server, ready_url, ready_headers, ready_timeout_s, ready_status)
@@ -369,7 +363,7 @@ def _derive(scenarios: dict[str, dict[str, Any]]) -> dict[str, float | None]:
     }
 
 
-def _machine(pinned: bool) -> dict[str, Any]:
+def _machine(pinned: bool, usable_cores: int) -> dict[str, Any]:
     model = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -378,9 +372,9 @@ def _machine(pinned: bool) -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"cpu_model": model, "cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
+    return {"cpu_model": model, "cores": os.cpu_count(), "usable_cores": usable_cores,
             "python": platform.python_version(), "platform": platform.platform(),
-            "date": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+            "date": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
             "pinning": ("process under test on core 0; mock upstream and load generator on core 1; "
                         "multi-worker scenarios on all cores") if pinned else "none (single core)"}
 
@@ -415,24 +409,40 @@ def render_table(scenarios: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _stream_chunks(body_bytes: int) -> int:
+    """SSE chunks in the mock's streamed answer to the bench request: role, one per word, finish, usage, DONE."""
+    messages = orjson.loads(chat_body(body_bytes, stream=True))["messages"]
+    return len(("Echo: " + messages[-1]["content"]).split()) + 4
+
+
 def render_markdown(report: dict[str, Any], config: BenchConfig) -> str:
     header = [title for title, _ in _COLUMNS]
+    machine = report["machine"]
     out = ["# Casemate benchmark", "",
-           f"{report['machine']['date']} · {report['machine']['cpu_model']} · {report['machine']['cores']} cores · "
-           f"Python {report['machine']['python']}", "",
-           f"Closed loop, {config.concurrency} connections, ~{config.body_bytes} B chat request with a unique "
+           (f"{machine['date']} · {machine['cpu_model']} · {machine['cores']} cores · "
+            f"Python {machine['python']}"), "",
+           (f"Closed loop, {config.concurrency} connections, ~{config.body_bytes} B chat request with a unique "
            f"nonce per request; {config.warmup_requests} warm-up requests, then up to {config.json_requests} "
            f"(JSON) / {config.stream_requests} (stream) measured requests or {config.phase_seconds:g}s. "
            f"CPU is utime+stime of the process under test (and its workers) over the measured phase. "
-           f"Pinning: {report['machine']['pinning']}.", "",
-           "| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+           f"Pinning: {machine['pinning']}. Streams relay the mock's echo of the user message, "
+           f"one SSE chunk per word ({_stream_chunks(config.body_bytes)} chunks per response)."), ""]
+    if machine["usable_cores"] < 4:
+        out += [(f"With {machine['usable_cores']} usable cores the multi-worker scenarios share the "
+                 f"CPUs with the mock upstream and the load generator, so `rps_2_workers_vs_1` shows "
+                 f"contention, not the scaling a host with spare cores would see."), ""]
+    out += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join(row) + " |" for row in _rows(report["scenarios"])]
     out += ["", "| ratio | value |", "|---|---|"]
     out += [f"| {k} | {'n/a' if v is None else v} |" for k, v in report["ratios"].items()]
     errors = [(name, s["error"]) for name, s in report["scenarios"].items() if "error" in s]
     if errors:
         out += ["", "## Scenarios that did not run", ""]
-        out += [f"- **{name}**: {reason.splitlines()[0]}" for name, reason in errors]
+        for name, reason in errors:
+            first, *rest = reason.splitlines()
+            out.append(f"- **{name}**: {first}")
+            if rest:
+                out += ["", "  ```", *(f"  {line}" for line in rest), "  ```"]
     return "\n".join(out) + "\n"
 
 
@@ -459,14 +469,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench aborted: {exc}", file=sys.stderr)
         return 1
     scenarios = bench.scenarios
-    report = {"scenarios": scenarios, "ratios": _derive(scenarios), "machine": _machine(bench.pinned)}
+    ratios = _derive(scenarios)
+    report = {"scenarios": scenarios, "ratios": ratios,
+              "machine": _machine(bench.pinned, len(bench.all_cores))}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
     (args.out / "bench.md").write_text(render_markdown(report, config))
     print()
     print(render_table(scenarios))
     print()
-    for name, value in report["ratios"].items():
+    for name, value in ratios.items():
         print(f"{name}: {'n/a' if value is None else value}")
     print(f"\nwrote {args.out / 'bench.json'} and {args.out / 'bench.md'}")
     if bench.failed:

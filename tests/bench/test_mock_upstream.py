@@ -212,7 +212,8 @@ def test_anthropic_errors_use_the_anthropic_error_shape(mock_url: str, claude: a
     assert missing_max_tokens.status_code == 400
     assert missing_max_tokens.json()["error"]["type"] == "invalid_request_error"
     with pytest.raises(anthropic.RateLimitError) as caught:
-        claude.messages.create(model=CLAUDE, max_tokens=5, messages=[{"role": "user", "content": "[[mock:status=429]]"}])
+        claude.messages.create(model=CLAUDE, max_tokens=5,
+                               messages=[{"role": "user", "content": "[[mock:status=429]]"}])
     assert caught.value.body["error"]["type"] == "rate_limit_error"
 
 
@@ -246,11 +247,10 @@ def test_chunk_chars_splits_streamed_content(oai: openai.OpenAI) -> None:
 def test_kill_after_drops_the_connection_after_n_chunks(mock_url: str) -> None:
     body = {"model": "m", "stream": True, "messages": user("one two three four five [[mock:kill_after=2]]")}
     received = b""
-    with pytest.raises(httpx.RemoteProtocolError):
-        with httpx.stream("POST", mock_url + "/v1/chat/completions", json=body,
-                          headers={"Authorization": "Bearer k"}) as response:
-            for chunk in response.iter_bytes():
-                received += chunk
+    with pytest.raises(httpx.RemoteProtocolError), httpx.stream(
+            "POST", mock_url + "/v1/chat/completions", json=body, headers={"Authorization": "Bearer k"}) as response:
+        for chunk in response.iter_bytes():
+            received += chunk
     assert received.count(b"data: ") == 2
     assert b"[DONE]" not in received
 
