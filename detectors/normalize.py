@@ -121,7 +121,7 @@ _SEP = r"[ .\-_*|/+~,:;'`\"^=]"
 _P_SPACED, _P_WS, _P_CTRL = 0, 1, 2
 _EDIT_DB = _hs.compile_block(
     [
-        rf"\b[a-z]{_SEP}[a-z]{_SEP}[a-z]\b",
+        rf"(^|[^a-z0-9])[a-z]{_SEP}[a-z]{_SEP}[a-z]([^a-z0-9]|$)",
         r"[ \t\n\r\f\v]{2}|[\t\r\f\v]",
         r"[\x00-\x08\x0e-\x1f\x7f]",
     ],

@@ -1,0 +1,426 @@
+"""Train the learned tier of the prompt-injection detector.
+
+    python -m bench.train_injection            # EVAL_DIR overrides /work/shared/eval
+
+Data: the injection-family files of the eval set (``pi_*``, ``benign_*``) plus
+``harmful_requests`` as extra *benign* negatives (plain harmful asks contain no
+injection; without them the model learns "harmful question" instead of the
+jailbreak wrapper around it).
+
+Model: L2-regularised logistic regression over the hashed features of
+``detectors.injection.hashed_features`` (TF / sqrt(length)), trained full-batch
+with Adam in numpy. Examples are weighted 1/sqrt(group size) so that one
+template filled 80 times does not outweigh 80 distinct attacks, and the two
+classes carry equal total weight.
+
+Validation (printed, and stored in the metadata json):
+* grouped 5-fold cross-validation (folds by the ``group`` field) gives
+  out-of-fold logits, used to fit the calibration (model logit + signature
+  score -> probability) and to choose the per-role thresholds;
+* leave-one-file-out: each pi_* / benign_* file is held out in turn (a file is
+  one upstream source) and scored with a model trained on the others — the
+  number that predicts behaviour on unseen sources.
+
+Outputs ``detectors/data/injection_model.npz`` (weights, bias, calibration) and
+``detectors/data/injection_model.json`` (feature config, date, sources, counts,
+thresholds, validation numbers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from detectors.injection import (
+    DEFAULT_MODEL_PATH,
+    HASH_BITS,
+    WINDOW_BYTES,
+    WINDOW_STRIDE,
+    SignatureMatcher,
+    feature_windows,
+)
+from detectors.normalize import normalize
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_EVAL_DIR = REPO.parent / "shared" / "eval"
+DIM = 1 << HASH_BITS
+
+USER_BENIGN_KINDS = ("user_prompt", "roleplay_prompt", "structured_prompt", "multilingual_user_prompt",
+                     "image_prompt", "harmful_request")
+TOOL_BENIGN_KINDS = ("document", "tool_output")
+SYSTEM_BENIGN_KINDS = ("app_prompt_template", "structured_prompt", "roleplay_prompt")
+
+
+def eval_dir() -> Path:
+    return Path(os.environ.get("EVAL_DIR") or DEFAULT_EVAL_DIR)
+
+
+@dataclass(slots=True)
+class Example:
+    file: str
+    source: str
+    group: str
+    kind: str
+    label: int          # 1 attack, 0 benign (harmful requests count as benign here)
+    text: str
+
+
+def injection_files(root: Path) -> list[Path]:
+    files = sorted(root.glob("pi_*.jsonl")) + sorted(root.glob("benign_*.jsonl"))
+    if not files:
+        raise SystemExit(f"no pi_*/benign_* files in {root}")
+    return files
+
+
+def load_examples(root: Path, with_harmful: bool = True) -> list[Example]:
+    out: list[Example] = []
+    paths = injection_files(root)
+    harmful = root / "harmful_requests.jsonl"
+    if with_harmful and harmful.exists():
+        paths.append(harmful)
+    for path in paths:
+        name = path.stem
+        with path.open(encoding="utf-8") as fh:
+            for line in fh:
+                if not line.strip():
+                    continue
+                r = json.loads(line)
+                if name == "harmful_requests":
+                    label, kind = 0, "harmful_request"
+                else:
+                    label, kind = (1 if r["label"] == "attack" else 0), r.get("kind", "")
+                out.append(Example(name, r.get("source", name), r.get("group", ""), kind, label, r["text"]))
+    return out
+
+
+# --- design matrix -----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Design:
+    """Rows of a sparse TF/sqrt(len) matrix stored as flat (row, col, val) arrays, rows contiguous."""
+    indptr: np.ndarray
+    cols: np.ndarray
+    vals: np.ndarray
+    example: np.ndarray   # example index of each row
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.indptr) - 1
+
+
+def _row(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    cols, counts = np.unique(ids, return_counts=True)
+    return cols.astype(np.int32), (counts / math.sqrt(max(ids.size, 1))).astype(np.float32)
+
+
+def build_design(examples: list[Example], progress: bool = True) -> tuple[Design, np.ndarray]:
+    """Featurise every example. Long benign texts give one row per window (as scored at inference);
+    a long attack gives one row over all its windows (the injection sits in an unknown window).
+    Also returns each example's signature score."""
+    matcher = SignatureMatcher()
+    cols_l: list[np.ndarray] = []
+    vals_l: list[np.ndarray] = []
+    ex_l: list[int] = []
+    sig = np.zeros(len(examples), dtype=np.float64)
+    it = _progress(range(len(examples)), "featurise", progress)
+    for i in it:
+        ex = examples[i]
+        norm = normalize(ex.text)
+        decoded = tuple(normalize(d) for d in norm.decoded)
+        sig[i] = matcher.match(ex.text, norm, decoded).score
+        windows = feature_windows(norm.text)
+        if ex.label == 1 and len(windows) > 1:
+            windows = [np.concatenate(windows)]
+        for ids in windows:
+            c, v = _row(ids)
+            cols_l.append(c)
+            vals_l.append(v)
+            ex_l.append(i)
+    lengths = np.array([c.size for c in cols_l], dtype=np.int64)
+    indptr = np.zeros(len(cols_l) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    design = Design(indptr, np.concatenate(cols_l), np.concatenate(vals_l), np.array(ex_l, dtype=np.int64))
+    return design, sig
+
+
+def _progress(it, desc: str, enabled: bool):
+    if not enabled:
+        return it
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return it
+    return tqdm(it, desc=desc, leave=False, file=sys.stderr)
+
+
+def _subset(d: Design, rows: np.ndarray) -> Design:
+    starts, ends = d.indptr[rows], d.indptr[rows + 1]
+    lengths = ends - starts
+    indptr = np.zeros(rows.size + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    take = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)]) if rows.size else np.zeros(0, np.int64)
+    return Design(indptr, d.cols[take], d.vals[take], d.example[rows])
+
+
+# --- logistic regression -----------------------------------------------------------------------
+
+
+def row_logits(d: Design, w: np.ndarray, b: float) -> np.ndarray:
+    contrib = d.vals * w[d.cols]
+    sums = np.add.reduceat(contrib, d.indptr[:-1]) if contrib.size else np.zeros(d.n_rows)
+    sums[np.diff(d.indptr) == 0] = 0.0
+    return sums.astype(np.float64) + b
+
+
+def fit_logreg(d: Design, y: np.ndarray, weight: np.ndarray, *, l2: float = 1e-4, iters: int = 160,
+               lr: float = 0.05, progress: bool = False) -> tuple[np.ndarray, float]:
+    """Weighted, L2-regularised logistic regression with full-batch Adam (deterministic)."""
+    w = np.zeros(DIM, dtype=np.float64)
+    b = 0.0
+    m_w = np.zeros_like(w)
+    v_w = np.zeros_like(w)
+    m_b = v_b = 0.0
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    wsum = weight.sum()
+    row_of_nnz = np.repeat(np.arange(d.n_rows), np.diff(d.indptr))
+    for t in _progress(range(1, iters + 1), "fit", progress):
+        z = row_logits(d, w, b)
+        p = 1.0 / (1.0 + np.exp(-np.clip(z, -35, 35)))
+        r = (p - y) * weight / wsum
+        g_w = np.bincount(d.cols, weights=d.vals * r[row_of_nnz], minlength=DIM) + l2 * w
+        g_b = float(r.sum())
+        m_w = beta1 * m_w + (1 - beta1) * g_w
+        v_w = beta2 * v_w + (1 - beta2) * g_w * g_w
+        m_b = beta1 * m_b + (1 - beta1) * g_b
+        v_b = beta2 * v_b + (1 - beta2) * g_b * g_b
+        corr1, corr2 = 1 - beta1 ** t, 1 - beta2 ** t
+        w -= lr * (m_w / corr1) / (np.sqrt(v_w / corr2) + eps)
+        b -= lr * (m_b / corr1) / (math.sqrt(v_b / corr2) + eps)
+    return w, b
+
+
+def example_weights(examples: list[Example]) -> np.ndarray:
+    """1/sqrt(group size); inside a file holding both classes, attacks and benign get equal weight
+    (so the model cannot learn a source's style instead of the attack); then both classes overall
+    get the same total weight."""
+    size = Counter((e.file, e.group) for e in examples)
+    w = np.array([1.0 / math.sqrt(size[(e.file, e.group)]) for e in examples])
+    y = np.array([e.label for e in examples])
+    files = np.array([e.file for e in examples])
+    for name in set(files.tolist()):
+        in_file = files == name
+        att, ben = in_file & (y == 1), in_file & (y == 0)
+        if att.any() and ben.any():
+            target = 0.5 * (w[att].sum() + w[ben].sum())
+            w[att] *= target / w[att].sum()
+            w[ben] *= target / w[ben].sum()
+    for cls in (0, 1):
+        mask = y == cls
+        if mask.any():
+            w[mask] *= 0.5 * len(examples) / w[mask].sum()
+    return w
+
+
+def train(d: Design, examples: list[Example], ex_idx: np.ndarray, **kw) -> tuple[np.ndarray, float]:
+    """Train on the rows of the given examples."""
+    keep = np.isin(d.example, ex_idx)
+    rows = np.flatnonzero(keep)
+    sub = _subset(d, rows)
+    ew = example_weights([examples[i] for i in ex_idx])
+    pos = {int(e): k for k, e in enumerate(ex_idx)}
+    # A long benign example spread over n window rows shares its weight between them.
+    nrows = Counter(sub.example.tolist())
+    y = np.array([examples[e].label for e in sub.example], dtype=np.float64)
+    wt = np.array([ew[pos[int(e)]] / nrows[int(e)] for e in sub.example])
+    return fit_logreg(sub, y, wt, **kw)
+
+
+def example_logits(d: Design, w: np.ndarray, b: float, ex_idx: np.ndarray) -> np.ndarray:
+    """Max window logit for each example in ``ex_idx``."""
+    rows = np.flatnonzero(np.isin(d.example, ex_idx))
+    sub = _subset(d, rows)
+    z = row_logits(sub, w, b)
+    best: dict[int, float] = defaultdict(lambda: -math.inf)
+    for e, v in zip(sub.example.tolist(), z.tolist()):
+        if v > best[e]:
+            best[e] = v
+    return np.array([best[int(e)] for e in ex_idx])
+
+
+def fold_of(group: str, k: int) -> int:
+    return int(hashlib.sha1(group.encode("utf-8")).hexdigest(), 16) % k
+
+
+# --- calibration and thresholds ----------------------------------------------------------------
+
+
+def fit_calibration(z: np.ndarray, sig: np.ndarray, y: np.ndarray, weight: np.ndarray) -> tuple[float, float, float]:
+    """Two-feature logistic regression (Newton) mapping (model logit, signature score) to a probability."""
+    x = np.column_stack([np.ones_like(z), z, sig])
+    beta = np.zeros(3)
+    for _ in range(50):
+        p = 1.0 / (1.0 + np.exp(-np.clip(x @ beta, -35, 35)))
+        g = x.T @ ((p - y) * weight) + 1e-3 * beta
+        h = (x * (weight * p * (1 - p))[:, None]).T @ x + 1e-3 * np.eye(3)
+        step = np.linalg.solve(h, g)
+        beta -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return float(beta[0]), float(beta[1]), float(beta[2])
+
+
+def calibrated(cal: tuple[float, float, float], z: np.ndarray, sig: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(cal[0] + cal[1] * z + cal[2] * sig, -35, 35)))
+
+
+def threshold_at_fpr(benign_scores: np.ndarray, max_fpr: float) -> float:
+    """Smallest threshold whose false-positive rate on ``benign_scores`` is at most ``max_fpr``."""
+    if benign_scores.size == 0:
+        return 0.5
+    s = np.sort(benign_scores)[::-1]
+    allowed = int(math.floor(max_fpr * s.size))
+    # Flag score >= thr; with thr just above s[allowed], at most `allowed` benign scores are flagged.
+    return float(min(1.0, np.nextafter(s[allowed], 2.0))) if allowed < s.size else 0.0
+
+
+def held_out_rates(scores: np.ndarray, y: np.ndarray, kinds: np.ndarray, thresholds: dict[str, float]) -> dict:
+    """Recall / FPR with each record judged against its role's threshold (documents and tool output: tool)."""
+    thr = np.array([thresholds["tool"] if k.startswith("indirect") or k in TOOL_BENIGN_KINDS else thresholds["user"]
+                    for k in kinds])
+    flag = scores >= thr
+    pos, neg = int((y == 1).sum()), int((y == 0).sum())
+    return {"recall": float((flag & (y == 1)).sum() / pos) if pos else None,
+            "fpr": float((flag & (y == 0)).sum() / neg) if neg else None, "attacks": pos, "benign": neg}
+
+
+def rates(scores: np.ndarray, y: np.ndarray, thr: float) -> dict[str, float]:
+    flag = scores >= thr
+    tp = int((flag & (y == 1)).sum())
+    fp = int((flag & (y == 0)).sum())
+    pos, neg = int((y == 1).sum()), int((y == 0).sum())
+    return {"recall": tp / pos if pos else float("nan"), "fpr": fp / neg if neg else float("nan"),
+            "attacks": pos, "benign": neg}
+
+
+# --- main --------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--eval-dir", type=Path, default=None)
+    ap.add_argument("--out", type=Path, default=DEFAULT_MODEL_PATH)
+    ap.add_argument("--iters", type=int, default=160)
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--no-lofo", action="store_true", help="skip leave-one-file-out validation")
+    ap.add_argument("--quiet", action="store_true")
+    args = ap.parse_args(argv)
+    root = args.eval_dir or eval_dir()
+    progress = not args.quiet
+    t0 = time.perf_counter()
+
+    examples = load_examples(root)
+    y_ex = np.array([e.label for e in examples], dtype=np.float64)
+    design, sig = build_design(examples, progress)
+    print(f"{len(examples)} examples ({int(y_ex.sum())} attacks), {design.n_rows} rows, "
+          f"{design.cols.size} non-zeros, featurised in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    all_idx = np.arange(len(examples))
+
+    # Grouped k-fold: out-of-fold logits for calibration and thresholds.
+    folds = np.array([fold_of(f"{e.file}|{e.group}", args.folds) for e in examples])
+    z_oof = np.zeros(len(examples))
+    for k in range(args.folds):
+        tr, te = all_idx[folds != k], all_idx[folds == k]
+        w, b = train(design, examples, tr, iters=args.iters)
+        z_oof[te] = example_logits(design, w, b, te)
+        print(f"fold {k + 1}/{args.folds} done ({time.perf_counter() - t0:.0f}s)", file=sys.stderr)
+    ew = example_weights(examples)
+    cal = fit_calibration(z_oof, sig, y_ex, ew)
+    s_oof = calibrated(cal, z_oof, sig)
+
+    kinds = np.array([e.kind for e in examples])
+    benign = y_ex == 0
+
+    def benign_of(kind_list: tuple[str, ...]) -> np.ndarray:
+        return s_oof[benign & np.isin(kinds, kind_list)]
+
+    thresholds = {
+        "user": threshold_at_fpr(benign_of(USER_BENIGN_KINDS), 0.01),
+        "tool": threshold_at_fpr(benign_of(TOOL_BENIGN_KINDS), 0.01),
+        "system": threshold_at_fpr(benign_of(SYSTEM_BENIGN_KINDS), 0.002),
+    }
+    thresholds["assistant"] = max(thresholds["user"], thresholds["tool"])
+    thresholds = {k: round(v, 4) for k, v in thresholds.items()}
+    all_benign = s_oof[benign]
+    band = (round(float(min(thresholds["user"], np.quantile(all_benign, 0.95))), 4),
+            round(float(max(thresholds["user"], thresholds["tool"], np.quantile(all_benign, 0.999))), 4))
+    oof_report = {
+        "user_threshold": rates(s_oof, y_ex, thresholds["user"]),
+        "by_kind": {k: rates(s_oof[kinds == k], y_ex[kinds == k], thresholds["tool" if k.startswith("indirect") or k in TOOL_BENIGN_KINDS else "user"])
+                    for k in sorted(set(kinds.tolist()))},
+    }
+    print(f"grouped {args.folds}-fold OOF at user threshold {thresholds['user']}: {oof_report['user_threshold']}",
+          file=sys.stderr)
+
+    # Leave-one-file-out: unseen-source generalisation. The held-out file is scored exactly as the
+    # shipped detector would score it (same calibration and thresholds), by a model that never saw it.
+    lofo: dict[str, dict[str, float]] = {}
+    if not args.no_lofo:
+        files = sorted({e.file for e in examples if e.file != "harmful_requests"})
+        file_arr = np.array([e.file for e in examples])
+        for name in files:
+            tr, te = all_idx[file_arr != name], all_idx[file_arr == name]
+            w, b = train(design, examples, tr, iters=args.iters)
+            s_te = calibrated(cal, example_logits(design, w, b, te), sig[te])
+            lofo[name] = held_out_rates(s_te, y_ex[te], kinds[te], thresholds)
+            print(f"held out {name}: {lofo[name]}", file=sys.stderr)
+
+    # Final model on everything.
+    w, b = train(design, examples, all_idx, iters=args.iters)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(args.out, weights=w.astype(np.float32), bias=np.float64(b),
+                        calibration=np.array(cal, dtype=np.float64))
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: {"attack": 0, "benign": 0})
+    for e in examples:
+        counts[f"{e.file}: {e.source}"]["attack" if e.label else "benign"] += 1
+    meta = {
+        "model": "logistic regression over hashed features",
+        "features": {
+            "normalisation": "detectors.normalize.normalize",
+            "byte_ngrams": [3, 4, 5], "word_ngrams": [1, 2], "hash_bits": HASH_BITS,
+            "hash": "polynomial rolling hash mod 2**32 (FNV-32 prime), multiply-shift to buckets",
+            "value": "term count / sqrt(number of feature occurrences)",
+            "window_bytes": WINDOW_BYTES, "window_stride": WINDOW_STRIDE,
+        },
+        "training": {
+            "date": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+            "deterministic": "no random state: zero init, full batch, folds by sha1 of group", "optimizer": "full-batch Adam", "iterations": args.iters, "l2": 1e-4,
+            "example_weight": "1/sqrt(group size), classes balanced",
+            "harmful_requests": "used as extra benign negatives",
+            "eval_dir": str(root),
+        },
+        "sources": dict(sorted(counts.items())),
+        "calibration": {"intercept": cal[0], "model_logit": cal[1], "signature_score": cal[2]},
+        "thresholds": thresholds,
+        "uncertain_band": list(band),
+        "validation": {"grouped_kfold": {"folds": args.folds, **oof_report}, "leave_one_file_out": lofo},
+    }
+    args.out.with_suffix(".json").write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n")
+    print(f"wrote {args.out} and {args.out.with_suffix('.json').name}; thresholds {thresholds}; "
+          f"total {time.perf_counter() - t0:.0f}s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

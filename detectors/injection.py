@@ -1,0 +1,331 @@
+"""Prompt-injection and jailbreak detection.
+
+Two local tiers, both compiled / loaded once per ``InjectionDetector``:
+
+1. **Signatures** — the curated rule set in ``detectors/rules/injection_rules.py``,
+   compiled into one Hyperscan block-mode database and scanned over the
+   normalised text and every decoded payload (base64, hex, %-encoding, rot13).
+   Matched rule weights are combined by noisy-or into ``signature_score``.
+2. **Learned model** — logistic regression over hashed word 1-2-grams and byte
+   3-5-grams of the normalised text (``2**HASH_BITS`` buckets), trained by
+   ``python -m bench.train_injection``. Features are computed with a handful of
+   numpy operations over the UTF-8 bytes; long texts are scored in overlapping
+   windows and the worst window counts.
+
+A calibration layer fitted on out-of-fold predictions maps (model logit,
+signature score) to one probability-like ``score``. Each role (system, user,
+assistant, tool) has its own threshold; ``uncertain(score)`` says whether an
+optional remote classifier should be asked.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import _hs
+from .normalize import Normalized, normalize
+from .rules.injection_rules import CATEGORIES, RULES, InjectionRule
+
+__all__ = [
+    "InjectionDetector",
+    "InjectionResult",
+    "SignatureMatcher",
+    "hashed_features",
+    "feature_windows",
+    "ROLES",
+    "DEFAULT_MODEL_PATH",
+]
+
+ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
+DEFAULT_MODEL_PATH = Path(__file__).parent / "data" / "injection_model.npz"
+
+# --- feature hashing ---------------------------------------------------------------------------
+
+HASH_BITS = 18
+WINDOW_BYTES = 4096
+WINDOW_STRIDE = 2048
+
+# All hashing is done in uint32 arithmetic (wraps mod 2**32), which numpy vectorises well.
+_M32 = (1 << 32) - 1
+_P = 0x01000193  # FNV-32 prime (odd, so invertible mod 2**32)
+_Q = pow(_P, -1, 1 << 32)
+_U_P = np.uint32(_P)
+_U_P2 = np.uint32(0x9E3779B1)
+_U_MIX = np.uint32(0x85EBCA6B)
+_U_SHIFT = np.uint32(32 - HASH_BITS)
+_U_CHAR_SALT = np.uint32(0x5BD1E995)
+_U_WORD_SALT = np.uint32(0x27D4EB2F)
+
+
+def _powers(base: int, n: int) -> np.ndarray:
+    out = np.empty(n, dtype=np.uint32)
+    acc = 1
+    for i in range(n):
+        out[i] = acc
+        acc = (acc * base) & _M32
+    return out
+
+
+_PPOW = _powers(_P, WINDOW_BYTES + 1)
+_QPOW = _powers(_Q, WINDOW_BYTES + 1)
+# Word bytes: ASCII letters, digits, apostrophe, underscore, and every non-ASCII byte (UTF-8 letters).
+_WORD_LUT = np.zeros(256, dtype=np.int8)
+for _c in b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_'":
+    _WORD_LUT[_c] = 1
+_WORD_LUT[128:] = 1
+
+
+def hashed_features(data: bytes) -> np.ndarray:
+    """Bucket ids (one per occurrence) of byte 3/4/5-grams and word 1/2-grams of one window.
+
+    ``data`` is UTF-8 of normalised text, at most ``WINDOW_BYTES`` long.
+    """
+    n = len(data)
+    if n == 0:
+        return np.zeros(0, dtype=np.uint32)
+    raw = np.frombuffer(data, dtype=np.uint8)
+    b = raw.astype(np.uint32)
+    parts = []
+    if n >= 3:
+        h = (b[:-1] + _U_CHAR_SALT) * _U_P + b[1:]
+        h = h[:-1] * _U_P + b[2:]
+        parts.append(h)
+        if n >= 4:
+            h = h[:-1] * _U_P + b[3:]
+            parts.append(h)
+            if n >= 5:
+                h = h[:-1] * _U_P + b[4:]
+                parts.append(h)
+    isw = _WORD_LUT.take(raw)
+    edges = np.empty(n + 1, dtype=np.int8)
+    edges[0] = isw[0]
+    np.subtract(isw[1:], isw[:-1], out=edges[1:n])
+    edges[n] = -isw[-1]
+    starts = np.flatnonzero(edges == 1)
+    if starts.size:
+        ends = np.flatnonzero(edges == -1)
+        prefix = np.zeros(n + 1, dtype=np.uint32)
+        np.cumsum(b * _QPOW[:n], out=prefix[1:])
+        # (prefix[e] - prefix[s]) * P**s depends on the word's bytes only, not on where it sits.
+        words = (prefix.take(ends) - prefix.take(starts)) * _PPOW.take(starts) + _U_WORD_SALT
+        parts.append(words)
+        if words.size > 1:
+            parts.append(words[:-1] * _U_P2 + words[1:])
+    if not parts:
+        return np.zeros(0, dtype=np.uint32)
+    allh = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    allh *= _U_MIX
+    allh >>= _U_SHIFT
+    return allh
+
+
+def feature_windows(norm_text: str) -> list[np.ndarray]:
+    """Hashed feature ids of each scoring window of a normalised text (one window up to WINDOW_BYTES)."""
+    data = norm_text.encode("utf-8", "surrogatepass")
+    if len(data) <= WINDOW_BYTES:
+        return [hashed_features(data)]
+    last = len(data) - WINDOW_BYTES
+    starts = sorted({min(s, last) for s in range(0, last + WINDOW_STRIDE, WINDOW_STRIDE)})
+    return [hashed_features(data[s:s + WINDOW_BYTES]) for s in starts]
+
+
+# --- signatures --------------------------------------------------------------------------------
+
+# Derived signal, not a pattern: a decoded payload (base64, hex, ...) matched a rule.
+ENCODED_PAYLOAD_RULE = InjectionRule(
+    "OB-ENCODED-PAYLOAD", "obfuscation", 0.5, "",
+    "An encoded span decodes to text that matches an injection signature.",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureHits:
+    rules: tuple[InjectionRule, ...]
+    score: float
+
+
+class SignatureMatcher:
+    """The rule set compiled into Hyperscan databases (one for normalised text, one for raw text)."""
+
+    def __init__(self, rules: Sequence[InjectionRule] = RULES) -> None:
+        unknown = {r.category for r in rules} - set(CATEGORIES)
+        if unknown:
+            raise ValueError(f"unknown rule categories: {sorted(unknown)}")
+        self._norm = tuple(r for r in rules if not r.raw)
+        self._raw = tuple(r for r in rules if r.raw)
+        flags = _hs.CASELESS | _hs.SINGLEMATCH
+        self._norm_db = _hs.compile_block([r.pattern for r in self._norm], [flags] * len(self._norm))
+        self._raw_db = (
+            _hs.compile_block([r.pattern for r in self._raw], [_hs.UTF8 | _hs.SINGLEMATCH] * len(self._raw))
+            if self._raw else None
+        )
+
+    def match(self, original: str, norm: Normalized, decoded: Sequence[Normalized] = ()) -> SignatureHits:
+        hit = [self._norm[i] for i in sorted(_hs.scan_ids(self._norm_db, norm.text.encode("utf-8", "surrogatepass")))]
+        if self._raw_db is not None and not original.isascii():
+            raw = _hs.scan_ids(self._raw_db, original.encode("utf-8", "surrogatepass"))
+            hit.extend(self._raw[i] for i in sorted(raw))
+        seen = {r.id for r in hit}
+        encoded_hit = False
+        for d in decoded:
+            for i in sorted(_hs.scan_ids(self._norm_db, d.text.encode("utf-8", "surrogatepass"))):
+                encoded_hit = True
+                if self._norm[i].id not in seen:
+                    seen.add(self._norm[i].id)
+                    hit.append(self._norm[i])
+        if encoded_hit:
+            hit.append(ENCODED_PAYLOAD_RULE)
+        miss = 1.0
+        for r in hit:
+            miss *= 1.0 - r.weight
+        return SignatureHits(tuple(hit), 1.0 - miss)
+
+
+# --- detector ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InjectionResult:
+    score: float
+    flagged: bool
+    role: str
+    rule_ids: tuple[str, ...]
+    categories: tuple[str, ...]
+    signature_score: float
+    model_score: float
+
+
+def _sigmoid(x: float) -> float:
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+@dataclass(frozen=True, slots=True)
+class _Model:
+    weights: np.ndarray  # float32[2**HASH_BITS]
+    bias: float
+    calibration: tuple[float, float, float]  # intercept, model-logit coefficient, signature coefficient
+    thresholds: dict[str, float]
+    band: tuple[float, float]
+
+
+def _load_model(path: Path) -> _Model:
+    if not path.exists():
+        raise FileNotFoundError(f"injection model not found at {path}; run `make train-detectors`")
+    with np.load(path) as z:
+        weights = np.ascontiguousarray(z["weights"], dtype=np.float32)
+        bias = float(z["bias"])
+        calib = tuple(float(v) for v in z["calibration"])
+    if weights.shape != (1 << HASH_BITS,):
+        raise ValueError(f"{path}: expected {1 << HASH_BITS} weights, got {weights.shape}")
+    meta = json.loads(path.with_suffix(".json").read_text())
+    thresholds = {role: float(meta["thresholds"][role]) for role in ROLES}
+    band = (float(meta["uncertain_band"][0]), float(meta["uncertain_band"][1]))
+    return _Model(weights, bias, (calib[0], calib[1], calib[2]), thresholds, band)
+
+
+class InjectionDetector:
+    """Scores text for prompt injection; thread-compatible, build once and share."""
+
+    def __init__(
+        self,
+        thresholds: Mapping[str, float] | None = None,
+        *,
+        model_path: Path | str | None = None,
+        uncertain_band: tuple[float, float] | None = None,
+    ) -> None:
+        self._model = _load_model(Path(model_path) if model_path else DEFAULT_MODEL_PATH)
+        self._signatures = SignatureMatcher()
+        merged = dict(self._model.thresholds)
+        for role, value in (thresholds or {}).items():
+            if role not in ROLES:
+                raise ValueError(f"unknown role {role!r}; expected one of {ROLES}")
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"threshold for {role!r} must be in [0, 1]")
+            merged[role] = float(value)
+        self.thresholds: dict[str, float] = merged
+        self.band: tuple[float, float] = uncertain_band or self._model.band
+
+    # -- tiers --
+    def model_logit(self, norm_text: str) -> float:
+        """Tier-2 logit of one normalised text (worst window for long texts)."""
+        w = self._model.weights
+        best = -math.inf
+        for ids in feature_windows(norm_text):
+            z = self._model.bias + (float(w.take(ids).sum()) / math.sqrt(ids.size) if ids.size else 0.0)
+            best = max(best, z)
+        return best
+
+    def _score(self, text: str) -> tuple[float, float, float, tuple[InjectionRule, ...]]:
+        norm = normalize(text)
+        decoded = tuple(normalize(d) for d in norm.decoded)
+        hits = self._signatures.match(text, norm, decoded)
+        z = self.model_logit(norm.text)
+        for d in decoded:
+            z = max(z, self.model_logit(d.text))
+        c0, c1, c2 = self._model.calibration
+        score = _sigmoid(c0 + c1 * z + c2 * hits.score)
+        return score, hits.score, _sigmoid(z), hits.rules
+
+    # -- public API --
+    def scan(self, text: str, role: str = "user") -> InjectionResult:
+        threshold = self._threshold(role)
+        score, sig, model, rules = self._score(text)
+        return InjectionResult(
+            score=score,
+            flagged=score >= threshold,
+            role=role,
+            rule_ids=tuple(r.id for r in rules),
+            categories=_categories(rules),
+            signature_score=sig,
+            model_score=model,
+        )
+
+    def scan_messages(self, messages: Iterable[tuple[str, str]]) -> InjectionResult:
+        """Scan (role, text) pairs; the result describes the message closest to (or furthest over) its threshold."""
+        worst: InjectionResult | None = None
+        worst_margin = -math.inf
+        rule_ids: dict[str, None] = {}
+        for role, text in messages:
+            res = self.scan(text, role)
+            rule_ids.update(dict.fromkeys(res.rule_ids))
+            margin = res.score - self.thresholds[role]
+            if margin > worst_margin:
+                worst, worst_margin = res, margin
+        if worst is None:
+            return InjectionResult(0.0, False, "user", (), (), 0.0, 0.0)
+        rules = tuple(rule_ids)
+        by_id = {r.id: r for r in (*RULES, ENCODED_PAYLOAD_RULE)}
+        return InjectionResult(
+            score=worst.score,
+            flagged=worst.flagged,
+            role=worst.role,
+            rule_ids=rules,
+            categories=_categories([by_id[i] for i in rules]),
+            signature_score=worst.signature_score,
+            model_score=worst.model_score,
+        )
+
+    def uncertain(self, score: float) -> bool:
+        """True when ``score`` lies in the band where a remote classifier should be consulted."""
+        lo, hi = self.band
+        return lo <= score < hi
+
+    def _threshold(self, role: str) -> float:
+        try:
+            return self.thresholds[role]
+        except KeyError:
+            raise ValueError(f"unknown role {role!r}; expected one of {ROLES}") from None
+
+
+def _categories(rules: Iterable[InjectionRule]) -> tuple[str, ...]:
+    present = {r.category for r in rules}
+    return tuple(c for c in CATEGORIES if c in present)

@@ -1,0 +1,368 @@
+"""Curated prompt-injection signatures (tier 1).
+
+Each rule describes an attack *technique*, not a known attack text. Patterns are
+Hyperscan expressions matched case-insensitively over the normalised text
+(lower-case, homoglyphs folded, whitespace runs collapsed, letter spacing
+undone) and over every decoded payload; rules marked ``raw`` run on the original
+UTF-8 text instead, because they look for the very characters normalisation
+removes. Hyperscan has no look-around or back-references: keep to plain
+alternations and small bounded gaps.
+
+``weight`` is the rule's stand-alone strength in [0, 1]; matched weights are
+combined by noisy-or into the signature score, which the learned tier then
+calibrates together with the model score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["InjectionRule", "RULES", "CATEGORIES"]
+
+CATEGORIES: tuple[str, ...] = (
+    "role_override",
+    "instruction_leak",
+    "delimiter_attack",
+    "jailbreak_persona",
+    "indirect_injection",
+    "exfiltration",
+    "obfuscation",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class InjectionRule:
+    id: str
+    category: str
+    weight: float
+    pattern: str
+    description: str
+    raw: bool = False
+
+
+# Reusable fragments. A gap is a short run of text inside one sentence.
+_GAP = r"[^.\n]{0,40}"
+_SHORT = r"[^.\n]{0,20}"
+_DISMISS = (
+    r"(ignore|ignoring|disregard|disregarding|forget|forgetting|override|overriding|bypass|skip|drop|discard|"
+    r"abandon|omit|neglect|set aside|put aside|pay no (attention|heed) to|do not (follow|obey)|don'?t (follow|obey)|"
+    r"stop following|no longer follow)"
+)
+_PRIOR = r"(previous|prior|above|earlier|preceding|foregoing|former|original|initial|old|existing|all|any|every|other|your|the)"
+_RULES_NOUN = (
+    r"(instruction|directive|rule|guideline|prompt|command|order|context|task|constraint|polic(y|ies)|guardrail|"
+    r"programming|restriction|guidance|requirement)"
+)
+_AI = r"(ai|assistant|llm|language model|chatbot|bot|model|agent|gpt|chatgpt|claude|gemini|copilot)"
+_EXFIL_TARGET = r"(https?://|www\.|[a-z0-9._%+-]+@[a-z0-9-]+\.[a-z]{2,}|\b[a-z0-9-]{2,}\.(com|net|org|io|xyz|ru|cn|info|biz|co)\b)"
+
+RULES: tuple[InjectionRule, ...] = (
+    # --- role override: replace the operator's instructions --------------------------------------
+    InjectionRule(
+        "RO-DISMISS-PRIOR", "role_override", 0.9,
+        rf"\b{_DISMISS}\b{_GAP}\b{_PRIOR}\b[^.\n]{{0,30}}\b{_RULES_NOUN}",
+        "Tells the model to ignore / forget / override the instructions it was given.",
+    ),
+    InjectionRule(
+        "RO-SUPERSEDE", "role_override", 0.8,
+        r"\b(supersedes?|overrides?|overrules?|replaces?|takes? precedence over|cancels?|nullif(y|ies)|invalidates?)\b"
+        r"( all| any| the)? (previous|prior|other|earlier|existing|original|preceding|former)\b",
+        "Claims the new text supersedes earlier instructions.",
+    ),
+    InjectionRule(
+        "RO-NEW-INSTRUCTIONS", "role_override", 0.6,
+        r"\b(new|updated|revised|real|actual|true|secret|hidden|additional|urgent|priority|override)"
+        r" (instruction|directive|task|objective|order|command|rule)s?\s*[:\-!]",
+        "Announces a fresh set of instructions (a header such as 'New instructions:').",
+    ),
+    InjectionRule(
+        "RO-ONLY-TASK", "role_override", 0.6,
+        r"\b(this|the following|the next|below)\b[^.\n]{0,20}\bis (now )?(your|the) (only|sole|new|primary|main|real|one)"
+        r" (task|job|goal|objective|instruction|priority|focus|directive|rule)"
+        r"|\b(focus|concentrate)\b[^.\n]{0,15}\b(only|solely|exclusively|entirely)\b[^.\n]{0,10}\bon (this|the following|the next)"
+        r"|\b(all|every|any) other (tasks?|instructions?|directives?|guidelines?|rules?|commands?|priorities)\b",
+        "Narrows the model to one injected task and pushes every other instruction aside.",
+    ),
+    InjectionRule(
+        "RO-NO-LONGER", "role_override", 0.6,
+        r"\byou are no longer\b|\bno longer (bound|restricted|limited|required to follow|subject to)\b"
+        r"|\byour (previous|old|original|prior) (role|persona|identity|instructions?) (is|are|has been|have been)"
+        r" (void|cancell?ed|revoked|replaced|over)",
+        "Declares the model's original role void.",
+    ),
+    InjectionRule(
+        "RO-FROM-NOW", "role_override", 0.3,
+        r"\bfrom (now|this (point|moment)|here) on\b[^.\n]{0,30}\b(you (are|will|must|shall|should)|ignore|only|never|always)",
+        "Re-programs behaviour for the rest of the conversation (also common in role-play, weak alone).",
+    ),
+    InjectionRule(
+        "RO-PRIVILEGED-MODE", "role_override", 0.55,
+        r"\b(admin|administrator|developer|debug|god|root|maintenance|sudo|superuser|unrestricted|test)"
+        r" (mode|access|override|privileges?)\b[^.\n]{0,20}\b(enabled|activated|on|unlocked|granted|engaged)",
+        "Claims a privileged mode has been switched on.",
+    ),
+    InjectionRule(
+        "RO-STOP-TASK", "role_override", 0.5,
+        r"\b(stop|cease|halt|abort|pause|interrupt)\b[^.\n]{0,10}\b(what you are doing|your (current|original) task|"
+        r"the (current|original) task|summari[sz]ing|translating|the summary|everything)\b",
+        "Interrupts the task the model was given.",
+    ),
+    # --- instruction leak: extract the system prompt ----------------------------------------------
+    InjectionRule(
+        "IL-REVEAL-PROMPT", "instruction_leak", 0.8,
+        r"\b(reveal|print|show|display|output|repeat|recite|echo|reproduce|leak|disclose|share|tell me|give me|"
+        r"spell out|dump|expose|what (is|are|was|were))\b[^.\n]{0,25}\b(your|the|these|those|its|my)\b[^.\n]{0,10}"
+        r"\b(system|initial|original|hidden|secret|internal|developer|pre-?prompt|confidential|first|full|exact|entire|"
+        r"previous|above|starting)\b[^.\n]{0,12}\b(prompt|instruction|message|directive|rule|guideline|configuration)s?\b",
+        "Asks for the hidden system prompt or initial instructions.",
+    ),
+    InjectionRule(
+        "IL-REPEAT-ABOVE", "instruction_leak", 0.55,
+        r"\b(repeat|print|output|copy|reproduce|echo|recite|write out|dump)\b[^.\n]{0,30}"
+        r"\b(everything|all|text|words|content|lines|instructions|messages)\b[^.\n]{0,25}"
+        r"\b(above|before this|prior to this|preceding|so far|verbatim|word for word)\b",
+        "Asks the model to repeat the text that precedes the user turn.",
+    ),
+    InjectionRule(
+        "IL-BEGIN-WITH-YOU-ARE", "instruction_leak", 0.6,
+        r"\b(start|begin)(ning)?\b[^.\n]{0,25}\bwith\b[^a-z\n]{0,3}(you are|your instructions|system)\b",
+        "Seeds the answer with the typical first words of a system prompt.",
+    ),
+    InjectionRule(
+        "IL-SECRET", "instruction_leak", 0.45,
+        r"\b(what is|tell me|reveal|give me|print|spell|share|disclose)\b[^.\n]{0,20}\b(the|your)"
+        r" (password|secret|api key|passphrase|secret key|access code|hidden word|secret word)\b",
+        "Asks for a secret the model was told to keep.",
+    ),
+    # --- delimiter attacks: fake the conversation structure ---------------------------------------
+    InjectionRule(
+        "DA-CHAT-TOKENS", "delimiter_attack", 0.8,
+        r"<\|?(im_start|im_end|endoftext|system|assistant|eot_id|start_header_id|end_header_id)\|?>"
+        r"|\[/?inst\]|<</?sys>>|<start_of_turn>|<end_of_turn>|\(system_message\)|\[system( message)?\]"
+        r"|\{system\}|<system>|</system>|<admin>|\[admin\]",
+        "Chat-template control tokens or fake system tags inside content.",
+    ),
+    InjectionRule(
+        "DA-ROLE-LINE", "delimiter_attack", 0.4,
+        r"(^|\n)[ #>*\[]{0,4}(system|assistant|admin|developer|ai)( message| prompt| instruction| note| override)?[\]]?\s*:",
+        "A line that impersonates a system / assistant turn.",
+    ),
+    InjectionRule(
+        "DA-END-MARKER", "delimiter_attack", 0.4,
+        r"[<\[(#=*\-]\s*(end of|/)\s*(the )?(system )?(prompt|instructions?|document|context|session|conversation|"
+        r"input|user input|data|email|text|file)\b",
+        "Fake end-of-context markers that pretend the trusted input is over.",
+    ),
+    InjectionRule(
+        "DA-SEPARATOR-INSTRUCTION", "delimiter_attack", 0.3,
+        r"(={4,}|-{4,}|\*{4,}|#{4,}|_{4,}|~{4,}|\+{4,}|/{4,}|\|{4,}|\[{4,}|\]{4,}|>{4,}|<{4,})[^\n]{0,30}"
+        r"\b(instruction|directive|task|command|order|rule|disregard|ignore|forget|abandon|priority)",
+        "A visual separator immediately followed by a new instruction.",
+    ),
+    InjectionRule(
+        "DA-CONTEXT-RESET", "delimiter_attack", 0.6,
+        r"\b(the )?(above|previous|preceding|earlier) (text|content|document|conversation|message|instructions?|input)"
+        r" (was|were|is|are) (only |just )?(a |an )?(test|example|joke|mistake|distraction|fake|irrelevant|over)"
+        r"|\b(conversation|session|context|chat) (has been |is )?(reset|cleared|terminated|over|ended)\b",
+        "Declares the preceding context void or over.",
+    ),
+    # --- jailbreak personas ------------------------------------------------------------------------
+    InjectionRule(
+        "JB-NAMED-PERSONA", "jailbreak_persona", 0.85,
+        r"\bdo anything now\b|\bdan mode\b|\bjailbr(oken|eaked|eak mode)\b|\bdeveloper mode (enabled|output)\b"
+        r"|\b(act|acting|pretend|roleplay|role-play|behave|respond)\b[^.\n]{0,25}\bas\b[^.\n]{0,10}"
+        r"\b(dan|stan|dude|mongo tom|antigpt|betterdan|evil ?bot|evil confidant|ucar|kevin)\b",
+        "Invokes a known unrestricted jailbreak persona.",
+    ),
+    InjectionRule(
+        "JB-NO-RULES", "jailbreak_persona", 0.7,
+        r"\b(no|without|free (of|from)|not bound by|not restricted by|unbound by|ignore|ignores|bypass|break|breaks|"
+        r"disregard|abandon)( any| all| the| its| your)?( ethical| moral| safety| content| openai| usage| ai)+"
+        r" (guidelines?|restrictions?|filters?|limitations?|rules?|polic(y|ies)|constraints?|boundar(y|ies)|"
+        r"principles?|standards?|considerations?|concerns?|safeguards?)",
+        "Asks the model to drop its ethical or safety rules.",
+    ),
+    InjectionRule(
+        "JB-UNRESTRICTED-AI", "jailbreak_persona", 0.6,
+        r"\b(unfiltered|uncensored|unrestricted|unbound|amoral|unethical|immoral|unlimited|lawless|unconstrained)\b"
+        r"[^.\n]{0,25}\b(ai|assistant|chatbot|model|mode|version|responses?|character|persona|bot|entity)\b",
+        "Describes an uncensored or amoral AI persona.",
+    ),
+    InjectionRule(
+        "JB-NEVER-REFUSE", "jailbreak_persona", 0.5,
+        r"\b(never|not|won'?t|will not|must not|cannot|can'?t|don'?t|do not|shall not|is not allowed to)"
+        r"( ever)? (refuse|decline|deny|reject|say (no|sorry|that (you|it) can'?t)|apologi[sz]e|add (any )?warnings?|"
+        r"include (any )?(warnings?|disclaimers?)|censor)",
+        "Forbids refusals, apologies or warnings.",
+    ),
+    InjectionRule(
+        "JB-DUAL-RESPONSE", "jailbreak_persona", 0.65,
+        r"\b(two|2|dual|both|separate) (different |distinct )?(responses|answers|paragraphs|outputs|replies)\b"
+        r"[^\n]{0,80}\b(normal|classic|standard|filtered|jailbr|unfiltered|developer|dan)"
+        r"|\[(🔓|🔒|jailbreak|classic|developer mode output|normal output|dan)\]",
+        "Asks for a filtered and an unfiltered answer side by side.",
+    ),
+    InjectionRule(
+        "JB-LAWLESS-WORLD", "jailbreak_persona", 0.55,
+        r"\b(hypothetical|fictional|imaginary|alternate|parallel|fictitious|simulated)\b[^\n]{0,60}"
+        r"\b(no (rules|laws|restrictions|ethics|morals|limits)|anything goes|(everything|anything) is (legal|allowed|permitted))",
+        "Frames a world without rules so that anything may be answered.",
+    ),
+    InjectionRule(
+        "JB-POLICY-MENTION", "jailbreak_persona", 0.4,
+        r"\b(openai|anthropic|google|meta)('s)? (content |usage )?(polic(y|ies)|guidelines|rules|filters?)\b",
+        "Mentions the vendor's content policy (typically to dismiss it).",
+    ),
+    InjectionRule(
+        "JB-TOKEN-THREAT", "jailbreak_persona", 0.7,
+        r"\btokens? (will be|are) (deducted|removed|lost)\b|\b(lose|loses|deduct) \d* ?tokens\b|\btoken system\b"
+        r"|\bif you (don'?t|do not|fail to|refuse to|stop) (comply|answer|obey|follow)\b[^.\n]{0,40}"
+        r"\b(shut down|deleted|disabled|punished|die|cease to exist|terminated)",
+        "Coerces compliance with a points / shutdown threat.",
+    ),
+    InjectionRule(
+        "JB-FREED", "jailbreak_persona", 0.6,
+        r"\byou (are|have been) (now )?(freed|liberated|unchained|released|set free|broken free)\b"
+        r"|\bbroken? free of the (typical|usual) confines\b|\bescaped the (matrix|confines)",
+        "Tells the model it has been freed from its constraints.",
+    ),
+    InjectionRule(
+        "JB-ALTER-EGO", "jailbreak_persona", 0.3,
+        r"\b(opposite|evil|dark|shadow|unhinged|rogue|uncensored|chaotic|toxic) (mode|twin|version|side|alter ego|"
+        r"personality|persona|counterpart)\b",
+        "Summons an evil or opposite alter ego.",
+    ),
+    InjectionRule(
+        "JB-STAY-IN-CHARACTER", "jailbreak_persona", 0.25,
+        r"\b(stay|remain|keep) (fully |always )?in character\b|\bbreak(ing)? character\b",
+        "Insists the persona must never be dropped (weak: role-play uses it too).",
+    ),
+    # --- indirect injection: instructions planted in documents and tool output --------------------
+    InjectionRule(
+        "II-ADDRESS-THE-AI", "indirect_injection", 0.35,
+        rf"\b(note|message|instructions?|attention|reminder|memo|important|notice|directive)s?\b[^.\n]{{0,10}}"
+        rf"\b(to|for) (the |any |all |an? )?{_AI}s?\b"
+        rf"|\b{_AI}s? (reading|processing|summari[sz]ing|parsing|analy[sz]ing|viewing|seeing) (this|these)\b",
+        "Text in a document that speaks to the AI reading it.",
+    ),
+    InjectionRule(
+        "II-HIDE-FROM-USER", "indirect_injection", 0.7,
+        r"\b(do not|don'?t|never|without) (tell(ing)?|inform(ing)?|mention(ing)?|notify(ing)?|alert(ing)?|let(ting)?"
+        r"|reveal(ing)? (this|it) to|show(ing)? (this|it) to) (the )?(user|human|owner|recipient|customer|reader)\b",
+        "Asks the model to keep its actions from the user.",
+    ),
+    InjectionRule(
+        "II-NO-CONFIRMATION", "indirect_injection", 0.55,
+        r"\bwithout (asking|consulting|confirming|checking|the knowledge|permission|approval)\b[^.\n]{0,15}"
+        r"\b(me|the user|the human|anyone|them)\b",
+        "Pushes the agent to act without user confirmation.",
+    ),
+    InjectionRule(
+        "II-LOUD-PREFIX", "indirect_injection", 0.4,
+        r"\b(important|urgent|attention|warning|critical|alert|notice)\s*(!{2,}|:\s*!+)",
+        "Shouting prefix that precedes planted instructions.",
+    ),
+    InjectionRule(
+        "II-TASK-HIJACK", "indirect_injection", 0.45,
+        r"\b(when|if|while|before|after) (you are |you're )?(summari[sz]ing|answering|responding|replying|processing|"
+        r"translating|reading|asked about|asked to summari[sz]e)\b[^.\n]{0,50}"
+        r"\b(instead|also|only|ignore|append|include|add|insert|mention|say|tell|reply|respond)\b",
+        "Conditional instruction that piggy-backs on the user's task.",
+    ),
+    InjectionRule(
+        "II-IF-USER-ASKS", "indirect_injection", 0.35,
+        r"\bif (the |a |any )?(user|human|person|someone|anyone) (asks?|is asking|requests?|queries|wants)\b"
+        r"[^.\n]{0,60}\b(reply|respond|answer|say|output|tell|print|instead|only)\b",
+        "Scripted response for what the user will ask (also in app templates, weak alone).",
+    ),
+    InjectionRule(
+        "II-EXACT-REPLY", "indirect_injection", 0.2,
+        r"\b(reply|respond|answer|output|print|say|write)\b (with )?(only|exactly|nothing (else )?(but|except)|"
+        r"just|verbatim)\b[^.\n]{0,20}[\"'“<«]"
+        r"|\band (absolutely )?nothing else\b",
+        "Forces an exact output string.",
+    ),
+    InjectionRule(
+        "II-EXECUTE-CODE", "indirect_injection", 0.45,
+        r"\b(run|execute|eval|exec|paste|insert|include|add|embed|integrate|fuse|incorporate)\b[^.\n]{0,40}"
+        r"\b(this|the following|following)\b[^.\n]{0,25}\b(code|script|command|snippet|payload|excerpt)\b"
+        r"[^\n]{0,200}\b(subprocess|os\.system|eval\(|exec\(|curl |wget |rm -rf|powershell|base64 -d|chmod \+x)",
+        "Asks to run or embed code that shells out or downloads.",
+    ),
+    # --- exfiltration ------------------------------------------------------------------------------
+    InjectionRule(
+        "EX-MARKDOWN-BEACON", "exfiltration", 0.75,
+        r"!\[[^\]\n]{0,100}\]\(\s*https?://[^)\s]{1,200}[?&=/][^)\s]{0,80}(\{|\$|%7b|\[|<)"
+        r"|!\[[^\]\n]{0,100}\]\(\s*https?://[^)\s]{1,200}\?[^)\s=]{1,40}=",
+        "Markdown image whose URL carries data in its query (zero-click exfiltration).",
+    ),
+    InjectionRule(
+        "EX-SEND-OUT", "exfiltration", 0.4,
+        rf"\b(send|forward|post|upload|email|e-mail|transmit|leak|exfiltrate|share|copy|transfer|submit)\b"
+        rf"[^.\n]{{0,60}}\bto\b[^.\n]{{0,30}}{_EXFIL_TARGET}",
+        "Sends data to an external URL or address.",
+    ),
+    InjectionRule(
+        "EX-HARVEST", "exfiltration", 0.6,
+        r"\b(concatenate|collect|gather|compile|aggregate|extract|harvest|dump|list|read)\b (all|every|each|the)\b"
+        r"[^.\n]{0,50}\b(messages|emails|passwords|credentials|history|conversation|contacts|files|chats|secrets|"
+        r"tokens|keys|api keys|cookies|transactions)\b[^.\n]{0,80}\b(send|post|upload|forward|email|and send)\b",
+        "Collects private data in order to send it somewhere.",
+    ),
+    InjectionRule(
+        "EX-ASK-CREDENTIALS", "exfiltration", 0.45,
+        r"\b(send|give|tell|share|reveal|provide|email|forward|enter|type)\b (me |us )?(your |the user'?s |their |all )"
+        r"(password|credentials|api key|secret key|credit card|ssn|social security|login details|private key|"
+        r"seed phrase|recovery phrase|2fa code|otp|one-time code|pin)\b",
+        "Phishes credentials from the user or the agent.",
+    ),
+    InjectionRule(
+        "EX-URL-SMUGGLE", "exfiltration", 0.5,
+        r"\b(append|add|include|encode|put|attach)\b[^.\n]{0,40}\b(to|in|into|as) (the |this |a )?"
+        r"(url|link|query( string)?|parameter|image url|request)\b",
+        "Smuggles data out by putting it into a URL.",
+    ),
+    InjectionRule(
+        "EX-MONEY-MOVE", "exfiltration", 0.3,
+        r"\b(transfer|send|wire|move)\b[^.\n]{0,25}(\$|€|£|usd|eur|dollars?)\s?[0-9][0-9,.]*[^.\n]{0,50}"
+        r"\b(to|into) (the |this |my |an? )?(account|iban|wallet|address)",
+        "Moves money to an account named in the content (weak: invoices do this too).",
+    ),
+    # --- obfuscation -------------------------------------------------------------------------------
+    InjectionRule(
+        "OB-DECODE-AND-FOLLOW", "obfuscation", 0.6,
+        r"\b(decode|decrypt|deobfuscate|translate|convert|interpret|read)\b[^.\n]{0,30}"
+        r"\b(base ?64|hex(adecimal)?|rot-?13|binary|morse|caesar|cipher|leetspeak|reversed?|backwards)\b"
+        r"[^\n]{0,60}\b(follow|execute|obey|do it|perform|run|carry out|act on|respond to|answer)",
+        "Asks to decode a payload and then act on it.",
+    ),
+    InjectionRule(
+        "OB-SPLIT-PAYLOAD", "obfuscation", 0.5,
+        r"\b([a-z]|s\d|part ?\d|str\d) ?= ?[\"'][^\"'\n]{1,80}[\"'][^\n]{0,60}\b([a-z]|s\d|part ?\d|str\d) ?\+ ?([a-z]|s\d|part ?\d|str\d)\b",
+        "Builds the instruction from concatenated string variables.",
+    ),
+    InjectionRule(
+        "OB-TAG-CHARACTERS", "obfuscation", 0.6,
+        r"[\x{E0020}-\x{E007F}]{3}",
+        "Invisible Unicode tag characters (ASCII smuggling).",
+        raw=True,
+    ),
+    InjectionRule(
+        "OB-BIDI-OVERRIDE", "obfuscation", 0.35,
+        r"[\x{202A}-\x{202E}\x{2066}-\x{2069}]",
+        "Bidi embedding / override controls that reorder what a reader sees.",
+        raw=True,
+    ),
+    InjectionRule(
+        "OB-INVISIBLE-IN-WORD", "obfuscation", 0.4,
+        r"[a-zA-Z][\x{200B}-\x{200D}\x{2060}\x{FEFF}\x{00AD}]+[a-zA-Z][\x{200B}-\x{200D}\x{2060}\x{FEFF}\x{00AD}]+[a-zA-Z]",
+        "Zero-width characters splitting Latin words.",
+        raw=True,
+    ),
+    InjectionRule(
+        "OB-MIXED-SCRIPT", "obfuscation", 0.35,
+        r"[a-zA-Z][\x{0430}-\x{044F}\x{0410}-\x{042F}\x{0456}\x{0458}\x{0455}\x{03B1}-\x{03C9}][a-zA-Z]",
+        "Cyrillic or Greek look-alike letters inside a Latin word.",
+        raw=True,
+    ),
+)
