@@ -16,6 +16,7 @@ that message change the behaviour and are stripped from the echo:
 ``[[mock:reply=TEXT]]``       reply exactly TEXT
 ``[[mock:chunk_chars=N]]``    split streamed content every N characters (default: per word)
 ``[[mock:tool_call=NAME]]``   when the request declares tools, call NAME with ``{"city": "Paris"}``
+                              (unless the last message already returns a tool result)
 ``[[mock:fail_times=N]]``     fail with 503 the first N times this exact message is seen
 
 Usage counts are deterministic estimates: prompt tokens = request body bytes / 4,
@@ -141,19 +142,34 @@ def parse_directives(text: str, base: Directives) -> tuple[str, Directives]:
 
 
 def _last_user_text(messages: Any) -> str:
-    """Text of the last user message (string content or the text parts of a content list)."""
+    """Text of the last user message that has text (string content or the text parts of a content list);
+    user turns that only carry tool results are skipped."""
     if not isinstance(messages, list):
         return ""
     for message in reversed(messages):
-        if isinstance(message, dict) and message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, str):
-                return content
-            if isinstance(content, list):
-                return "".join(part.get("text", "") for part in content
-                               if isinstance(part, dict) and part.get("type") == "text")
-            return ""
+        if not isinstance(message, dict) or message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            return content
+        if isinstance(content, list):
+            texts = [part.get("text", "") for part in content if isinstance(part, dict) and part.get("type") == "text"]
+            if texts:
+                return "".join(texts)
     return ""
+
+
+def _ends_with_tool_result(messages: list[Any]) -> bool:
+    """True when the conversation's last message hands a tool result back (OpenAI ``tool`` role or an
+    Anthropic ``tool_result`` block): the model answers in text then, so ``tool_call`` does not loop."""
+    last = messages[-1]
+    if not isinstance(last, dict):
+        return False
+    if last.get("role") == "tool":
+        return True
+    content = last.get("content")
+    return isinstance(content, list) and any(
+        isinstance(part, dict) and part.get("type") == "tool_result" for part in content)
 
 
 def _split(text: str, chunk_chars: int | None) -> list[str]:
@@ -284,9 +300,9 @@ class MockUpstream:
         if directives.fail_times and self._fails(_last_user_text(messages), directives.fail_times):
             raise _Reject(503, "The server is temporarily overloaded (mock fail_times).")
         tools = body.get("tools")
+        has_tools = isinstance(tools, list) and bool(tools) and not _ends_with_tool_result(messages)
         return _Call(body=body, body_len=body_len, model=model, text=text, directives=directives,
-                     stream=body.get("stream") is True, has_tools=isinstance(tools, list) and bool(tools),
-                     max_tokens=max_tokens)
+                     stream=body.get("stream") is True, has_tools=has_tools, max_tokens=max_tokens)
 
     @staticmethod
     def _reply(call: _Call) -> tuple[str, bool]:

@@ -99,6 +99,23 @@ def test_openai_streamed_tool_call_arguments_reassemble(oai: openai.OpenAI) -> N
     assert (name, arguments, finish) == ("get_weather", '{"city": "Paris"}', "tool_calls")
 
 
+def test_tool_result_turn_gets_a_text_answer_not_another_call(oai: openai.OpenAI,
+                                                              claude: anthropic.Anthropic) -> None:
+    question = {"role": "user", "content": "weather? [[mock:tool_call=get_weather]]"}
+    call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+    reply = oai.chat.completions.create(model="gpt-4o", tools=WEATHER_TOOL_OPENAI, messages=[
+        question, {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}])
+    assert reply.choices[0].finish_reason == "stop"
+    assert reply.choices[0].message.content == "Echo: weather?"
+    message = claude.messages.create(model=CLAUDE, max_tokens=100, tools=WEATHER_TOOL_ANTHROPIC, messages=[
+        question,
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "sunny"}]}])
+    assert message.stop_reason == "end_turn"
+    assert message.content[0].text == "Echo: weather?"
+
+
 def test_tool_call_directive_is_ignored_when_the_request_has_no_tools(oai: openai.OpenAI) -> None:
     reply = oai.chat.completions.create(model="gpt-4o", messages=user("plain [[mock:tool_call=get_weather]]"))
     assert reply.choices[0].message.tool_calls is None
