@@ -121,6 +121,11 @@ class KeysRepo(StoreBase):
             raise NotFoundError("API key not found")
         return key_row(row)
 
+    async def find_key_by_hash(self, key_hash: str) -> dict[str, Any] | None:
+        """The key with this hash in any tenant (authentication only: the hash is the credential)."""
+        row = await self.db.fetchrow("SELECT * FROM api_keys WHERE key_hash = $1", key_hash)
+        return None if row is None else key_row(row)
+
     async def list_keys(
         self, tenant_id: str, *, status: str | None = None, limit: int = 50, after: str | None = None
     ) -> Page[dict[str, Any]]:
