@@ -424,7 +424,8 @@ def render_markdown(report: dict[str, Any], config: BenchConfig) -> str:
            (f"Closed loop, {config.concurrency} connections, ~{config.body_bytes} B chat request with a unique "
            f"nonce per request; {config.warmup_requests} warm-up requests, then up to {config.json_requests} "
            f"(JSON) / {config.stream_requests} (stream) measured requests or {config.phase_seconds:g}s. "
-           f"CPU is utime+stime of the process under test (and its workers) over the measured phase. "
+           f"CPU is utime+stime of the process under test (and its workers) over the measured phase; "
+           f"for `direct` that process is the mock upstream itself. "
            f"Pinning: {machine['pinning']}. Streams relay the mock's echo of the user message, "
            f"one SSE chunk per word ({_stream_chunks(config.body_bytes)} chunks per response)."), ""]
     if machine["usable_cores"] < 4:
