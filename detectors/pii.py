@@ -1,0 +1,429 @@
+"""PII detection: Presidio's pattern recognizers behind a Hyperscan prefilter.
+
+Presidio's predefined recognizers (run with its NoOp NLP engine, so nothing
+needs a spaCy model) are the source of truth. Running all of them over every
+prompt costs milliseconds per KB, so a single Hyperscan database of cheap
+*superset* anchors (``@`` for e-mail, three digits for the numeric family,
+``[a-z]{2}\\d{2}`` for IBAN, ...) finds candidate positions first. Each anchor
+hit opens a window that is widened by a margin and then snapped outwards to a
+*safe boundary*: a whitespace run between two tokens that hold no digit. No
+Presidio pattern crosses such a boundary (every whitespace-spanning pattern --
+card, phone, SSN, ITIN, NHS, IBAN groups after the first -- lives inside
+digit-bearing tokens or within the margin), so analysing the window gives the
+same matches as analysing the whole text. Each recognizer only sees the windows
+of its own anchor families; windows are merged, results shifted back, then the
+engine's own score filter and ``remove_duplicates`` run over the whole list.
+
+With no spaCy model installed the NER tier (PERSON, LOCATION, ORGANIZATION) is
+unavailable; ``ner=True`` enables it only when ``en_core_web_sm``/``_lg`` is.
+"""
+
+from __future__ import annotations
+
+import os
+
+# tldextract (used by Presidio's e-mail validation) must never fetch the public
+# suffix list: an empty URL list makes it use the snapshot bundled in the wheel.
+os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
+
+import functools  # noqa: E402
+import logging  # noqa: E402
+import re  # noqa: E402
+from collections.abc import Iterable, Sequence  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+import hyperscan  # noqa: E402
+import numpy as np  # noqa: E402
+import phonenumbers  # noqa: E402
+from presidio_analyzer import AnalyzerEngine, EntityRecognizer, PatternRecognizer, RecognizerResult  # noqa: E402
+from presidio_analyzer.nlp_engine import NlpArtifacts, NoOpNlpEngine  # noqa: E402
+
+from . import _hs  # noqa: E402
+
+__all__ = [
+    "PiiFinding",
+    "PiiDetector",
+    "DEFAULT_ENTITIES",
+    "PATTERN_ENTITIES",
+    "DEFAULT_SCORE_THRESHOLD",
+    "presidio_engine",
+]
+
+logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
+
+#: Every entity Presidio detects without NER.
+PATTERN_ENTITIES: tuple[str, ...] = (
+    "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS", "URL",
+    "CRYPTO", "MAC_ADDRESS", "US_BANK_NUMBER", "US_DRIVER_LICENSE", "US_PASSPORT", "US_ITIN",
+    "UK_NHS", "DATE_TIME", "MEDICAL_LICENSE", "UUID",
+)
+#: Entities scanned when the caller names none.
+DEFAULT_ENTITIES: tuple[str, ...] = tuple(e for e in PATTERN_ENTITIES if e not in ("UUID", "MEDICAL_LICENSE"))
+NER_ENTITIES: tuple[str, ...] = ("PERSON", "LOCATION", "ORGANIZATION", "NRP")
+#: Presidio's pattern scores before context: 0.4 keeps phone numbers (0.4), dates,
+#: IPs, URLs, e-mails and every checksum-validated match, drops the "weak" guesses.
+DEFAULT_SCORE_THRESHOLD = 0.4
+
+_MONTHS = "jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec"
+# Separators allowed between digits: anything but a letter or digit ("x" stays: phone
+# extensions), at most four (libphonenumber's own punctuation limit).
+_SEP = "[^0-9a-wyz]{0,4}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Family:
+    """Anchor patterns (caseless) and how far a match may reach around an anchor's end."""
+
+    patterns: tuple[str, ...]
+    back: int  # longest anchor: the match starts at most this far before the anchor's end
+    forward: int = 0  # how far a match may continue past the anchor's end across safe boundaries
+    # The family's recognizers never match whitespace (and look at most one character
+    # around a match), so the whitespace-delimited token around an anchor is a safe window.
+    in_token: bool = False
+
+
+# Every match of a recognizer contains a match of one of its families' anchors.
+_FAMILIES: dict[str, _Family] = {
+    "email": _Family((r"@",), 1, in_token=True),
+    "url": _Family((r"\.[a-z]{2}",), 3, in_token=True),
+    "digits": _Family((rf"\d{_SEP}\d{_SEP}\d", rf"(?:{_MONTHS})-\d", rf"\d-(?:{_MONTHS})"), 11),
+    # Phone: five digits, or one of the few valid four-digit numbers (added per detector,
+    # see _short_phone_numbers); "phone4" (any four digits) stands in for non-ASCII text,
+    # whose digits (Arabic-Indic, full-width, ...) libphonenumber also reads.
+    "phone": _Family((rf"\d{_SEP}\d{_SEP}\d{_SEP}\d{_SEP}\d",), 21),
+    "phone4": _Family((rf"\d{_SEP}\d{_SEP}\d{_SEP}\d",), 16),
+    "alnum": _Family((r"[a-z]\d", r"\d[a-z]"), 2),
+    # IBAN groups after the first may be letters only, so the match can run on past
+    # digit-free tokens: at most 34 characters plus 8 separators.
+    "iban": _Family((r"[a-z]{2}\d{2}",), 4, 48),
+    "crypto": _Family((r"(?:bc1|[13])[a-z0-9]{25}",), 28, in_token=True),
+    "hexsep": _Family(
+        (r"[0-9a-f]{2}[:\-][0-9a-f]{2}[:\-]", r"[0-9a-f]{4}\.[0-9a-f]{4}", r"[0-9a-f]{8}-[0-9a-f]{4}"), 13, in_token=True
+    ),
+    "ipv6": _Family((r"::", r"[0-9a-f]:[0-9a-f]{1,4}:"), 7),
+}
+_NON_ASCII_ONLY = {"phone4": "phone"}
+_ENTITY_FAMILIES: dict[str, tuple[str, ...]] = {
+    "EMAIL_ADDRESS": ("email",),
+    "URL": ("url",),
+    "CRYPTO": ("crypto",),
+    "MAC_ADDRESS": ("hexsep",),
+    "UUID": ("hexsep",),
+    "IP_ADDRESS": ("digits", "ipv6"),
+    "IBAN_CODE": ("iban",),
+    "US_DRIVER_LICENSE": ("digits", "alnum"),
+    "US_PASSPORT": ("digits", "alnum"),
+    "MEDICAL_LICENSE": ("digits",),
+    "PHONE_NUMBER": ("phone", "phone4"),
+}
+_DIGIT_FAMILY = ("digits",)
+
+# A safe boundary: a whitespace run (group 1) between two tokens that hold a letter and no digit.
+_BOUNDARY = re.compile(r"(?<!\S)(?=\S*[^\W\d_])[^\s\d]+(\s+)(?=[^\s\d]*[^\W\d_])")
+_TOKEN = re.compile(r"\S+")
+_LAST_SPACE = re.compile(r"\s\S*\Z")
+_DIGIT = re.compile(r"\d")
+_LETTER = re.compile(r"[^\W\d_]")
+_SNAP_CHUNK = 512
+
+
+_WARM_UP = (
+    "mail a.b@example.com or call +1 212-555-0100, 020 7946 0958, 030 1234567, 01 23 45 67 89; "
+    "https://example.org 4111 1111 1111 1111 GB82 WEST 1234 5698 7654 32 078-05-1120 10.0.0.1 fe80::1 "
+    "2024-01-31 00:1a:2b:3c:4d:5e 1BoatSLRHtKNngkdXEeobR76b53LETtpyT"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PiiFinding:
+    """One detected entity: ``text[start:end]`` (character offsets, end exclusive)."""
+
+    entity_type: str
+    start: int
+    end: int
+    score: float
+
+
+def presidio_engine() -> AnalyzerEngine:
+    """Plain Presidio ``AnalyzerEngine`` on the NoOp NLP engine (the reference we must equal)."""
+    return AnalyzerEngine(nlp_engine=NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "noop"}]))
+
+
+def _max_score(recognizer: EntityRecognizer) -> float:
+    """Highest score a recognizer can give without context words."""
+    if not isinstance(recognizer, PatternRecognizer):
+        return 1.0
+    if type(recognizer).validate_result is not PatternRecognizer.validate_result:
+        return 1.0  # a checksum may lift a weak pattern to the maximum score
+    return max((p.score for p in recognizer.patterns), default=0.0)
+
+
+def _right_token_ok(text: str, ws_end: int) -> bool:
+    """The token after a boundary whitespace run, read in the full text, holds no digit."""
+    m = _TOKEN.match(text, ws_end)
+    return m is not None and _DIGIT.search(m.group()) is None and _LETTER.search(m.group()) is not None
+
+
+def _token_left(text: str, pos: int) -> int:
+    """Index of the whitespace character before the token holding ``pos`` (0 if none)."""
+    hi = pos
+    while hi > 0:
+        lo = max(0, hi - _SNAP_CHUNK)
+        m = _LAST_SPACE.search(text, lo, hi)
+        if m is not None:
+            return m.start()
+        hi = lo
+    return 0
+
+
+def _token_right(text: str, pos: int) -> int:
+    """Index just past the whitespace character after the token holding ``pos - 1``."""
+    m = _TOKEN.match(text, pos)
+    end = m.end() if m is not None else pos
+    return min(len(text), end + 1)
+
+
+def _snap_left(text: str, pos: int) -> int:
+    """Start of the last safe boundary whose whitespace ends at or before ``pos`` (0 if none)."""
+    hi = pos
+    while hi > 0:
+        lo = max(0, hi - _SNAP_CHUNK)
+        last = -1
+        for m in _BOUNDARY.finditer(text, lo, pos):
+            if m.end(1) <= pos and _right_token_ok(text, m.end(1)):
+                last = m.start(1)
+        if last >= 0:
+            return last
+        hi = lo
+    return 0
+
+
+def _snap_right(text: str, pos: int) -> int:
+    """End of the first safe boundary starting at or after ``pos`` (``len(text)`` if none)."""
+    n = len(text)
+    lo = pos
+    while lo < n:
+        hi = min(n, lo + _SNAP_CHUNK)
+        for m in _BOUNDARY.finditer(text, lo, hi):
+            if _right_token_ok(text, m.end(1)):
+                return m.end(1)
+        lo = max(lo + 1, hi - 64)  # re-scan a little so a boundary cut by ``hi`` is not lost
+        if hi == n:
+            break
+    return n
+
+
+@functools.cache
+def _short_phone_numbers(regions: tuple[str, ...]) -> tuple[str, ...]:
+    """Every four-digit string libphonenumber accepts as a valid number in ``regions``.
+
+    Fewer digits are never valid; with a ``+`` at least six are needed. Only regions
+    whose metadata allows a length of four or less are enumerated (a few tenths of a
+    second, once per process).
+    """
+    found: set[str] = set()
+    for region in regions:
+        desc = phonenumbers.PhoneMetadata.metadata_for_region(region).general_desc
+        lengths = set(desc.possible_length) | set(desc.possible_length_local_only or ())
+        if min(lengths, default=99) > 4:
+            continue
+        for i in range(10_000):
+            digits = f"{i:04d}"
+            try:
+                number = phonenumbers.parse(digits, region)
+            except phonenumbers.NumberParseException:
+                continue
+            if phonenumbers.is_valid_number(number):
+                found.add(digits)
+    return tuple(sorted(found))
+
+
+def _url_family(recognizer: EntityRecognizer) -> _Family | None:
+    """Anchor on Presidio's own top-level-domain list: ``[.](?:(?:com)|...)`` from its URL pattern."""
+    for pattern in getattr(recognizer, "patterns", ()):
+        regex = pattern.regex
+        at = regex.find("[.](?:")
+        if at < 0:
+            continue
+        depth, i = 0, at + 3
+        while i < len(regex):
+            c = regex[i]
+            if c == "\\":
+                i += 2
+                continue
+            depth += c == "("
+            depth -= c == ")"
+            i += 1
+            if depth == 0:
+                return _Family((r"[a-z0-9.\-]" + regex[at:i],), 80, in_token=True)
+    return None
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    spans.sort()
+    out: list[tuple[int, int]] = []
+    for s, e in spans:
+        if out and s <= out[-1][1]:
+            if e > out[-1][1]:
+                out[-1] = (out[-1][0], e)
+        else:
+            out.append((s, e))
+    return out
+
+
+class PiiDetector:
+    """Presidio-equivalent PII scanner; build once, call :meth:`scan` per text."""
+
+    def __init__(
+        self,
+        entities: Iterable[str] | None = None,
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+        *,
+        ner: bool = False,
+    ) -> None:
+        self.entities: tuple[str, ...] = tuple(entities) if entities is not None else DEFAULT_ENTITIES
+        self.score_threshold = float(score_threshold)
+        unknown = [e for e in self.entities if e not in PATTERN_ENTITIES and not (ner and e in NER_ENTITIES)]
+        if unknown:
+            raise ValueError(f"unsupported PII entities: {unknown}")
+        engine = presidio_engine()
+        self._empty: NlpArtifacts = engine.nlp_engine.process_text("", "en")
+        pattern_entities = [e for e in self.entities if e in PATTERN_ENTITIES]
+        recognizers = engine.registry.get_recognizers(language="en", entities=pattern_entities) if pattern_entities else []
+        # (recognizer, its requested entities, its family names); recognizers that can never
+        # reach the threshold are dropped, exactly as the engine's score filter would drop them.
+        self._recognizers: list[tuple[EntityRecognizer, list[str], tuple[str, ...]]] = []
+        for rec in recognizers:
+            if not rec.is_loaded:
+                rec.load()
+                rec.is_loaded = True
+            if _max_score(rec) < self.score_threshold:
+                continue
+            ents = [e for e in rec.supported_entities if e in pattern_entities]
+            fams = tuple(sorted({f for e in ents for f in _ENTITY_FAMILIES.get(e, _DIGIT_FAMILY)}))
+            self._recognizers.append((rec, ents, fams))
+        self._families: dict[str, _Family] = dict(_FAMILIES)
+        for rec, _, _ in self._recognizers:
+            if "URL" in rec.supported_entities:
+                url = _url_family(rec)
+                if url is not None:
+                    self._families["url"] = url
+            regions = getattr(rec, "supported_regions", None)
+            if "PHONE_NUMBER" in rec.supported_entities and regions:
+                phone = self._families["phone"]
+                short = [_SEP.join(d) for d in _short_phone_numbers(tuple(regions))]
+                self._families["phone"] = _Family(phone.patterns + tuple(short), phone.back)
+        patterns: list[str] = []
+        self._pattern_family: list[str] = []
+        used = sorted({f for _, _, fams in self._recognizers for f in fams})
+        for fam in used:
+            for p in self._families[fam].patterns:
+                patterns.append(p)
+                self._pattern_family.append(fam)
+        self._db: hyperscan.Database | None = (
+            _hs.compile_block(patterns, [_hs.CASELESS | _hs.DOTALL | _hs.UTF8] * len(patterns)) if patterns else None
+        )
+        self._ner = self._load_ner() if ner else None
+        # Load lazily-built state (libphonenumber region metadata, the suffix list) now,
+        # not on the first request.
+        self.scan(_WARM_UP)
+
+    @staticmethod
+    def _load_ner() -> tuple[AnalyzerEngine, list[str]] | None:
+        import spacy.util
+
+        models = [m for m in ("en_core_web_lg", "en_core_web_md", "en_core_web_sm") if spacy.util.is_package(m)]
+        if not models:
+            return None
+        from presidio_analyzer.nlp_engine import NlpEngineProvider
+
+        provider = NlpEngineProvider(
+            nlp_configuration={"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": models[0]}]}
+        )
+        return AnalyzerEngine(nlp_engine=provider.create_engine()), list(NER_ENTITIES)
+
+    @property
+    def ner_available(self) -> bool:
+        """True when the opt-in NER tier is active (a spaCy model is installed)."""
+        return self._ner is not None
+
+    def _family_hits(self, text: str) -> dict[str, list[int]]:
+        """Character end offsets of anchor matches, per family."""
+        if self._db is None:
+            return {}
+        data = text.encode("utf-8", "replace")  # a lone surrogate becomes one "?" byte
+        ends: list[tuple[int, int]] = []
+        append = ends.append
+
+        def on_match(pid: int, start: int, end: int, flags: int, ctx: object) -> None:
+            append((pid, end))
+
+        self._db.scan(data, match_event_handler=on_match)
+        if not ends:
+            return {}
+        if len(data) != len(text):  # non-ASCII: map byte offsets to character offsets
+            starts = (np.frombuffer(data, dtype=np.uint8) & 0xC0) != 0x80
+            char_at = np.concatenate(([0], np.cumsum(starts)))
+            ends = [(pid, int(char_at[e])) for pid, e in ends]
+        ascii_text = len(data) == len(text)
+        by_family: dict[str, list[int]] = {}
+        fam_of = self._pattern_family
+        for pid, end in ends:
+            fam = fam_of[pid]
+            if fam in _NON_ASCII_ONLY:
+                if ascii_text:
+                    continue
+                fam = _NON_ASCII_ONLY[fam]
+            by_family.setdefault(fam, []).append(end)
+        return by_family
+
+    @staticmethod
+    def _windows(text: str, family: _Family, ends: Sequence[int]) -> list[tuple[int, int]]:
+        raw: list[tuple[int, int]] = []
+        covered = -1
+        n = len(text)
+        for end in sorted(ends):
+            if end <= covered:
+                continue  # inside the previous window already
+            if family.in_token:
+                lo = _token_left(text, max(0, end - family.back))
+                hi = _token_right(text, end)
+            else:
+                lo = _snap_left(text, max(0, end - family.back))
+                hi = _snap_right(text, min(n, end + family.forward))
+            raw.append((lo, hi))
+            covered = hi - family.forward
+        return _merge(raw)
+
+    def scan_results(self, text: str) -> list[RecognizerResult]:
+        """Presidio ``RecognizerResult``s, exactly as ``AnalyzerEngine.analyze`` would return them."""
+        hits = self._family_hits(text)
+        results: list[RecognizerResult] = []
+        if hits:
+            family_windows = {fam: self._windows(text, self._families[fam], ends) for fam, ends in hits.items()}
+            empty = self._empty
+            for rec, ents, fams in self._recognizers:
+                present = [family_windows[f] for f in fams if f in family_windows]
+                if not present:
+                    continue
+                windows = present[0] if len(present) == 1 else _merge([w for ws in present for w in ws])
+                for lo, hi in windows:
+                    found = rec.analyze(text=text[lo:hi], entities=ents, nlp_artifacts=empty)
+                    for r in found or ():
+                        results.append(
+                            RecognizerResult(r.entity_type, r.start + lo, r.end + lo, r.score, r.analysis_explanation)
+                        )
+        threshold = self.score_threshold
+        results = [r for r in results if r.score >= threshold]
+        if self._ner is not None:
+            engine, ner_entities = self._ner
+            wanted = [e for e in ner_entities if e in self.entities]
+            if wanted:
+                results.extend(engine.analyze(text=text, language="en", entities=wanted, score_threshold=threshold))
+        return EntityRecognizer.remove_duplicates(results) if results else results
+
+    def scan(self, text: str) -> list[PiiFinding]:
+        """Findings ordered by position."""
+        found = [PiiFinding(r.entity_type, r.start, r.end, r.score) for r in self.scan_results(text)]
+        found.sort(key=lambda f: (f.start, f.end, f.entity_type))
+        return found
