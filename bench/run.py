@@ -64,6 +64,7 @@ class BenchConfig:
     phase_seconds: float = 20.0
     warmup_seconds: float = 5.0
     body_bytes: int = 1024
+    stream_chunk_delay_ms: int = 1
     total_budget_s: float = 270.0
     casemate: bool = True
 
@@ -257,7 +258,9 @@ class _Bench:
             os.sched_setaffinity(0, self.client_cores)
         mock_port, hop_port = _free_port(), _free_port()
         mock_url = f"http://127.0.0.1:{mock_port}"
-        with _serve("mock", [py, "-m", "bench.mock_upstream", "--port", str(mock_port), "--no-record"],
+        mock_argv = [py, "-m", "bench.mock_upstream", "--port", str(mock_port), "--no-record",
+                     "--chunk-delay-ms", str(self.config.stream_chunk_delay_ms)]
+        with _serve("mock", mock_argv,
                     self.workdir, f"{mock_url}/v1/models", cores=self.client_cores,
                     ready_headers={"Authorization": f"Bearer {_MOCK_KEY}"}) as mock:
             mock_pid = mock.proc.pid
@@ -427,7 +430,9 @@ def render_markdown(report: dict[str, Any], config: BenchConfig) -> str:
            f"CPU is utime+stime of the process under test (and its workers) over the measured phase; "
            f"for `direct` that process is the mock upstream itself. "
            f"Pinning: {machine['pinning']}. Streams relay the mock's echo of the user message, "
-           f"one SSE chunk per word ({_stream_chunks(config.body_bytes)} chunks per response)."), ""]
+           f"one SSE chunk per word ({_stream_chunks(config.body_bytes)} chunks per response, "
+           f"{config.stream_chunk_delay_ms} ms apart, so that every hop relays chunk by chunk as it would "
+           f"with a real model)."), ""]
     if machine["usable_cores"] < 4:
         out += [(f"With {machine['usable_cores']} usable cores the multi-worker scenarios share the "
                  f"CPUs with the mock upstream and the load generator, so `rps_2_workers_vs_1` shows "
@@ -455,12 +460,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup-requests", type=int, default=defaults.warmup_requests)
     parser.add_argument("--concurrency", type=int, default=defaults.concurrency)
     parser.add_argument("--phase-seconds", type=float, default=defaults.phase_seconds)
+    parser.add_argument("--stream-chunk-delay-ms", type=int, default=defaults.stream_chunk_delay_ms,
+                        help="the mock's pause between streamed chunks (0: send the whole answer at once)")
     parser.add_argument("--skip-casemate", action="store_true", help="measure only direct and bare hop")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
     config = BenchConfig(json_requests=args.json_requests, stream_requests=args.stream_requests,
                          warmup_requests=args.warmup_requests, concurrency=args.concurrency,
-                         phase_seconds=args.phase_seconds, casemate=not args.skip_casemate)
+                         phase_seconds=args.phase_seconds, stream_chunk_delay_ms=args.stream_chunk_delay_ms,
+                         casemate=not args.skip_casemate)
     workdir = Path(tempfile.mkdtemp(prefix="casemate-bench-"))
     bench = _Bench(config, workdir)
     print(f"casemate bench (work dir {workdir})", flush=True)
