@@ -1,0 +1,148 @@
+"""Tenant isolation matrix: tenant B's owner, aimed at tenant A's ids, gets 404 and changes nothing.
+
+Every admin route with an id in its path must appear in MATRIX (a test fails when a new one is missing).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from admin_api.app import all_routes
+from admin_api.store import Store
+from tests.admin.conftest import PASSWORD, AdminHarness, Org
+
+TABLES = ("tenants", "users", "memberships", "api_keys", "policies", "policy_versions", "providers",
+          "kill_switches", "refresh_tokens", "gateway_requests", "audit_events")
+
+SAMPLE_REQUEST = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+
+# operation id -> (path template with A's ids filled from `ids`, JSON body or None)
+MATRIX: dict[str, tuple[str, dict[str, Any] | None]] = {
+    "get_tenant": ("/api/v1/tenants/{tenant}", None),
+    "update_tenant": ("/api/v1/tenants/{tenant}", {"rpm": 5}),
+    "delete_tenant": ("/api/v1/tenants/{tenant}", None),
+    "tenant_usage": ("/api/v1/tenants/{tenant}/usage", None),
+    "tenant_roles": ("/api/v1/tenants/{tenant}/roles", None),
+    "list_members": ("/api/v1/tenants/{tenant}/members", None),
+    "add_member": ("/api/v1/tenants/{tenant}/members", {"user_id": "{user}", "role": "viewer"}),
+    "update_member": ("/api/v1/tenants/{tenant}/members/{user}", {"role": "viewer"}),
+    "remove_member": ("/api/v1/tenants/{tenant}/members/{user}", None),
+    "get_user": ("/api/v1/users/{user}", None),
+    "update_user": ("/api/v1/users/{user}", {"name": "hijacked"}),
+    "delete_user": ("/api/v1/users/{user}", None),
+    "user_sessions": ("/api/v1/users/{user}/sessions", None),
+    "revoke_user_sessions": ("/api/v1/users/{user}/sessions", None),
+    "revoke_my_session": ("/api/v1/auth/sessions/{session}", None),
+    "get_key": ("/api/v1/keys/{key}", None),
+    "update_key": ("/api/v1/keys/{key}", {"name": "hijacked"}),
+    "key_status": ("/api/v1/keys/{key}/status", None),
+    "revoke_key": ("/api/v1/keys/{key}/revoke", {"reason": "hijacked"}),
+    "delete_key": ("/api/v1/keys/{key}", None),
+    "get_key_restrictions": ("/api/v1/keys/{key}/restrictions", None),
+    "set_key_restrictions": ("/api/v1/keys/{key}/restrictions", {"allowed_models": ["x"]}),
+    "get_policy": ("/api/v1/policies/{policy}", None),
+    "update_policy": ("/api/v1/policies/{policy}", {"description": "hijacked"}),
+    "delete_policy": ("/api/v1/policies/{policy}", None),
+    "list_versions": ("/api/v1/policies/{policy}/versions", None),
+    "rollback_policy": ("/api/v1/policies/{policy}/rollback", {"version": 1}),
+    "evaluate_policy": ("/api/v1/policies/{policy}/evaluate", {"request": SAMPLE_REQUEST}),
+    "get_provider": ("/api/v1/providers/{provider}", None),
+    "update_provider": ("/api/v1/providers/{provider}", {"base_url": "http://evil.example"}),
+    "delete_provider": ("/api/v1/providers/{provider}", None),
+    "test_provider": ("/api/v1/providers/{provider}/test", None),
+    "clear_switch": ("/api/v1/kill-switch/key/{key}", None),
+    "get_request": ("/api/v1/requests/{request}", None),
+}
+
+
+async def _snapshot(store: Store, tenant_id: str) -> dict[str, list[str]]:
+    snap: dict[str, list[str]] = {}
+    for table in TABLES:
+        column = "id" if table == "tenants" else "tenant_id"
+        rows = await store.db.fetch(f"SELECT * FROM {table} WHERE {column} = $1", tenant_id)
+        snap[table] = sorted(repr(sorted(dict(r).items())) for r in rows)
+    return snap
+
+
+async def _populate_a(admin: AdminHarness, a: Org) -> dict[str, str]:
+    _, body = await admin.call("POST", "/api/v1/users", a, json={"email": "dev@a.example", "password": PASSWORD,
+                                                                 "role": "member"}, expect=201)
+    user = body["data"]["id"]
+    await admin.login("dev@a.example")
+    _, body = await admin.call("POST", "/api/v1/keys", a, json={"name": "a-key"}, expect=201)
+    key = body["data"]["id"]
+    _, body = await admin.call("POST", "/api/v1/policies", a, json={"name": "a-policy", "document": {}}, expect=201)
+    policy = body["data"]["id"]
+    _, body = await admin.call("POST", "/api/v1/providers", a, json={
+        "name": "a-openai", "kind": "openai", "base_url": "http://127.0.0.1:9", "credentials": {"api_key": "sk-a"}},
+        expect=201)
+    provider = body["data"]["id"]
+    await admin.call("PUT", "/api/v1/kill-switch", a, json={"scope": "key", "target": key, "reason": "r"},
+                     expect=200)
+    _, body = await admin.call("GET", "/api/v1/auth/sessions", a, expect=200)
+    session = body["data"][0]["id"]
+    await admin.store.write_gateway_requests([{"id": "a-request", "tenant_id": a.tenant_id, "status": 200}])
+    return {"tenant": a.tenant_id, "user": user, "key": key, "policy": policy, "provider": provider,
+            "session": session, "request": "a-request"}
+
+
+def _fill(template: Any, ids: dict[str, str]) -> Any:
+    if isinstance(template, str):
+        return template.format(**ids)
+    if isinstance(template, dict):
+        return {k: _fill(v, ids) for k, v in template.items()}
+    if isinstance(template, list):
+        return [_fill(v, ids) for v in template]
+    return template
+
+
+def test_matrix_covers_every_route_with_an_id_in_its_path() -> None:
+    with_ids = {r.operation_id for r in all_routes().routes if "{" in r.path}
+    assert with_ids - set(MATRIX) == set()
+
+
+async def test_tenant_b_gets_404_on_tenant_a_ids_and_changes_nothing(
+    admin: AdminHarness, orgs: tuple[Org, Org]
+) -> None:
+    a, b = orgs
+    ids = await _populate_a(admin, a)
+    before = await _snapshot(admin.store, a.tenant_id)
+    methods = {r.operation_id: r.method for r in all_routes().routes}
+    for op, (template, body) in MATRIX.items():
+        status, problem = await admin.call(methods[op], _fill(template, ids), b, json=_fill(body, ids))
+        assert status == 404, (op, status, problem)
+        assert problem["error_code"] == "ADM-404"
+    assert await _snapshot(admin.store, a.tenant_id) == before
+
+
+async def test_tenant_b_cannot_reference_tenant_a_objects_in_bodies(
+    admin: AdminHarness, orgs: tuple[Org, Org]
+) -> None:
+    a, b = orgs
+    ids = await _populate_a(admin, a)
+    before = await _snapshot(admin.store, a.tenant_id)
+    status, _ = await admin.call("PUT", "/api/v1/kill-switch", b,
+                                 json={"scope": "key", "target": ids["key"], "reason": "x"})
+    assert status == 404
+    status, _ = await admin.call("POST", "/api/v1/keys", b, json={"name": "k", "policy_id": ids["policy"]})
+    assert status == 422
+    status, _ = await admin.call("PATCH", f"/api/v1/tenants/{b.tenant_id}", b, json={"policy_id": ids["policy"]})
+    assert status == 422
+    status, _ = await admin.call("POST", "/api/v1/auth/switch", b, json={"tenant_id": a.tenant_id})
+    assert status == 404
+    _, listing = await admin.call("GET", "/api/v1/keys", b, expect=200)
+    assert ids["key"] not in str(listing)
+    _, listing = await admin.call("GET", "/api/v1/audit-events", b, expect=200)
+    assert all(e["tenant_id"] == b.tenant_id for e in listing["data"])
+    assert await _snapshot(admin.store, a.tenant_id) == before
+
+
+async def test_tenant_a_api_key_cannot_reach_tenant_b(admin: AdminHarness, orgs: tuple[Org, Org]) -> None:
+    a, b = orgs
+    ids = await _populate_a(admin, b)     # give B some objects
+    _, body = await admin.call("POST", "/api/v1/keys", a, json={"name": "ops", "role": "admin"}, expect=201)
+    raw = body["data"]["key"]
+    for path in (f"/api/v1/keys/{ids['key']}", f"/api/v1/policies/{ids['policy']}",
+                 f"/api/v1/providers/{ids['provider']}", f"/api/v1/users/{ids['user']}",
+                 f"/api/v1/tenants/{b.tenant_id}"):
+        status, _ = await admin.call("GET", path, raw)
+        assert status == 404, path
