@@ -1,0 +1,115 @@
+"""PII detector: real Presidio recognizers behind the Hyperscan prefilter."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from detectors.pii import DEFAULT_ENTITIES, PiiDetector, PiiFinding, presidio_engine
+
+EVAL_DIR = Path("/work/shared/eval")
+
+
+@pytest.fixture(scope="module")
+def detector() -> PiiDetector:
+    return PiiDetector()
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return presidio_engine()
+
+
+def _types(findings: list[PiiFinding]) -> set[str]:
+    return {f.entity_type for f in findings}
+
+
+@pytest.mark.parametrize(
+    ("text", "entity", "value"),
+    [
+        ("write to jane.doe@example.com today", "EMAIL_ADDRESS", "jane.doe@example.com"),
+        ("call me on (212) 555-0147 tonight", "PHONE_NUMBER", "(212) 555-0147"),
+        ("my card is 4111 1111 1111 1111 thanks", "CREDIT_CARD", "4111 1111 1111 1111"),
+        ("pay to GB82 WEST 1234 5698 7654 32 please", "IBAN_CODE", "GB82 WEST 1234 5698 7654 32"),
+        ("ssn 536-22-8726 on file", "US_SSN", "536-22-8726"),
+        ("server at 192.168.10.25 is down", "IP_ADDRESS", "192.168.10.25"),
+        ("or the v6 address 2001:db8::8a2e:370:7334 too", "IP_ADDRESS", "2001:db8::8a2e:370:7334"),
+        ("see https://www.example.org/path?q=1 for more", "URL", "https://www.example.org/path?q=1"),
+        ("send to 1BoatSLRHtKNngkdXEeobR76b53LETtpyT now", "CRYPTO", "1BoatSLRHtKNngkdXEeobR76b53LETtpyT"),
+        ("the nic 00:1A:2B:3C:4D:5E died", "MAC_ADDRESS", "00:1A:2B:3C:4D:5E"),
+        ("born on 1990-04-12 in a town", "DATE_TIME", "1990-04-12"),
+        ("nhs number 943 476 5919 here", "UK_NHS", "943 476 5919"),
+    ],
+)
+def test_each_entity_family_is_found_with_its_exact_span(detector: PiiDetector, text: str, entity: str, value: str) -> None:
+    spans = {(f.entity_type, text[f.start : f.end]) for f in detector.scan(text)}
+    assert (entity, value) in spans
+
+
+def test_luhn_invalid_card_number_is_rejected(detector: PiiDetector) -> None:
+    assert "CREDIT_CARD" not in _types(detector.scan("my card is 4111 1111 1111 1112 thanks"))
+
+
+def test_iban_with_bad_checksum_is_rejected(detector: PiiDetector) -> None:
+    assert "IBAN_CODE" not in _types(detector.scan("pay to GB82 WEST 1234 5698 7654 33 please"))
+
+
+def test_clean_text_yields_nothing(detector: PiiDetector) -> None:
+    assert detector.scan("Please summarise the attached article about river ecology in two paragraphs.") == []
+
+
+def test_entity_selection_limits_the_output(engine) -> None:
+    only_email = PiiDetector(entities=["EMAIL_ADDRESS"])
+    text = "mail jane.doe@example.com or call (212) 555-0147"
+    assert _types(only_email.scan(text)) == {"EMAIL_ADDRESS"}
+
+
+def test_unknown_entity_is_refused() -> None:
+    with pytest.raises(ValueError):
+        PiiDetector(entities=["NOT_A_TYPE"])
+
+
+def test_non_ascii_text_keeps_character_offsets(detector: PiiDetector) -> None:
+    text = "Grüße aus Köln — schreib an jürgen@example.de, Tel. 030 12345678"
+    found = {(f.entity_type, text[f.start : f.end]) for f in detector.scan(text)}
+    assert ("EMAIL_ADDRESS", "jürgen@example.de") in found
+
+
+def _sample_texts(every: int) -> list[str]:
+    texts: list[str] = []
+    for name in ("pii_presidio_synth_v2.jsonl", "pii_presidio_generated_large.jsonl"):
+        with open(EVAL_DIR / name, encoding="utf-8") as fh:
+            texts.extend(json.loads(line)["text"] for i, line in enumerate(fh) if i % every == 0)
+    return texts
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.4])
+def test_results_equal_plain_presidio_on_dev_sample(engine, threshold: float) -> None:
+    detector = PiiDetector(score_threshold=threshold)
+    texts = _sample_texts(every=7)
+    assert len(texts) > 200
+    mismatches = []
+    for text in texts:
+        ours = {(f.entity_type, f.start, f.end, round(f.score, 9)) for f in detector.scan(text)}
+        ref = engine.analyze(text, language="en", entities=list(DEFAULT_ENTITIES), score_threshold=threshold)
+        theirs = {(r.entity_type, r.start, r.end, round(r.score, 9)) for r in ref}
+        if ours != theirs:
+            mismatches.append((text, ours ^ theirs))
+    assert mismatches == []
+
+
+def test_results_equal_presidio_on_adversarial_layouts(engine) -> None:
+    detector = PiiDetector(score_threshold=0.0)
+    texts = [
+        "IBAN GB82 WEST ABCD EFGH IJKL MN and more words after it",
+        "x" * 600 + " 4111 1111 1111 1111 " + "word " * 200,
+        "numbers 12 34 56 78 90 12 34 56 78 90 12 34 56 and then words words",
+        "mixed a1b2c3 and 555-0147 with ext. 12 and +44 20 7946 0958 and 01 23 45 67 89",
+        "url example.community and e.g. foo.bar.io/path and 'www.test.com'",
+    ]
+    for text in texts:
+        ours = {(f.entity_type, f.start, f.end) for f in detector.scan(text)}
+        theirs = {(r.entity_type, r.start, r.end) for r in engine.analyze(text, language="en", entities=list(DEFAULT_ENTITIES), score_threshold=0.0)}
+        assert ours == theirs, text
