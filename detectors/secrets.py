@@ -1,0 +1,177 @@
+"""Secrets detector: provider key formats and generic credential assignments.
+
+All rules (:mod:`detectors.rules.secrets_rules`) live in one Hyperscan block-mode
+database compiled in prefilter mode: one pass over the text says which rules can
+match. Only those rules then run their exact Python regex, and every candidate goes
+through cheap post-checks (placeholder rejection, variable references, character-class
+mix, Shannon entropy). Overlapping findings keep the most confident rule.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+import hyperscan
+
+from . import _hs
+from .rules.secrets_rules import RULES, SecretRule
+
+__all__ = ["SecretFinding", "SecretsDetector", "shannon_entropy", "looks_like_placeholder"]
+
+#: Substrings that mark a documentation placeholder rather than a real credential.
+_PLACEHOLDER_WORDS = (
+    "xxxx", "example", "your_", "your-", "yourkey", "yourtoken", "yoursecret", "yourpassword", "placeholder",
+    "insert", "redacted", "dummy", "sample", "<", ">", "...", "***", "replace_me", "replaceme", "changeit",
+    "not-set", "notset", "todo", "replace_with", "replace-with",
+)
+_FILLER_RUN = re.compile(r"([xX*.#0•])\1{5,}")
+# Values a password-like name is often assigned without being a secret.
+_NON_SECRET_VALUES = frozenset(
+    {
+        "password", "passwd", "none", "null", "nil", "true", "false", "undefined", "required",
+        "optional", "string", "empty", "hidden", "masked", "default", "value", "secret", "token", "pass",
+        "changeme", "username", "user",
+    }
+)
+_REFERENCE = re.compile(
+    r"^(?:\$|%|\{|@|&|\(|\[|process\.env|os\.environ|os\.getenv|getenv|env\.|ENV\[|config\.|settings\.|self\.|this\.)"
+    r"|\{\{|\$\{|\$\(|%\(|%s\b|#\{|^[#/.:]|:$",
+    re.IGNORECASE,
+)
+
+
+# An unquoted value that is code, not a literal: a call, an attribute path, a type.
+_CODE_LIKE = re.compile(r"[()\[\]{}/,]|^[A-Za-z_]\w*\.[A-Za-z_]|^(?:str|int|bool|String|None)$")
+
+
+@dataclass(frozen=True, slots=True)
+class SecretFinding:
+    """One credential: ``text[start:end]`` is the secret value itself."""
+
+    secret_type: str
+    rule_id: str
+    start: int
+    end: int
+    confidence: float
+
+    @property
+    def entity_type(self) -> str:
+        """Type name used by the anonymisation operators (one policy entry covers all secrets)."""
+        return "SECRET"
+
+    @property
+    def score(self) -> float:
+        return self.confidence
+
+
+def shannon_entropy(value: str) -> float:
+    """Bits per character of ``value``'s character distribution."""
+    n = len(value)
+    if n == 0:
+        return 0.0
+    return -sum(c / n * math.log2(c / n) for c in Counter(value).values())
+
+
+def looks_like_placeholder(value: str) -> bool:
+    """Documentation filler: "xxxx", "EXAMPLE", "your_api_key", "<token>", "****", one repeated character."""
+    low = value.lower()
+    if any(w in low for w in _PLACEHOLDER_WORDS):
+        return True
+    if _FILLER_RUN.search(value):
+        return True
+    return len(set(value)) <= 2
+
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
+_PARTS = re.compile(r"[-_./+]+")
+_ALPHA = re.compile(r"^[A-Za-z]+$")
+
+
+def _identifier_like(value: str) -> bool:
+    """Words joined by separators ("public_hex", "PASSWORD_DEFAULT/ARGON2ID", "ws-plugin-s3-files")."""
+    parts = [p for p in _PARTS.split(value) if p]
+    if len(parts) < 2:
+        return False
+    alpha = [p for p in parts if _ALPHA.match(p)]
+    return len(alpha) == len(parts) or sum(len(p) >= 3 for p in alpha) >= 3
+
+
+def _classes(value: str) -> int:
+    return (
+        any(c.islower() for c in value)
+        + any(c.isupper() for c in value)
+        + any(c.isdigit() for c in value)
+        + any(not c.isalnum() for c in value)
+    )
+
+
+def _accept(rule: SecretRule, value: str) -> bool:
+    if looks_like_placeholder(value):
+        return False
+    if rule.check == "format":
+        return True
+    if rule.check == "bare_password" and _CODE_LIKE.search(value):
+        return False
+    if rule.check in ("password", "bare_password"):
+        if len(value) < 4 or value.lower() in _NON_SECRET_VALUES or _REFERENCE.search(value):
+            return False
+        return True
+    # entropy
+    if _REFERENCE.search(value) or value.lower() in _NON_SECRET_VALUES or _EMAIL.match(value):
+        return False
+    if _identifier_like(value):
+        return False
+    if _classes(value) < 2:
+        return False
+    return shannon_entropy(value) >= rule.min_entropy
+
+
+def _hyperscan_form(pattern: str) -> str:
+    """The rule's pattern without the named group and lazy quantifiers (Hyperscan reports every match)."""
+    return re.sub(r"\(\?P<\w+>", "(", pattern).replace("}?", "}").replace("*?", "*").replace("+?", "+")
+
+
+class SecretsDetector:
+    """Credential scanner; build once, call :meth:`scan` per text."""
+
+    def __init__(self, rules: tuple[SecretRule, ...] = RULES) -> None:
+        self._rules = rules
+        self._compiled = [re.compile(r.pattern, re.IGNORECASE if r.caseless else 0) for r in rules]
+        flags = [
+            _hs.SINGLEMATCH | hyperscan.HS_FLAG_PREFILTER | (_hs.CASELESS if r.caseless else 0) for r in rules
+        ]
+        self._db = _hs.compile_block([_hyperscan_form(r.pattern) for r in rules], flags)
+
+    @property
+    def rules(self) -> tuple[SecretRule, ...]:
+        return self._rules
+
+    def scan(self, text: str) -> list[SecretFinding]:
+        """Findings ordered by position (non-overlapping)."""
+        if not text:
+            return []
+        fired = _hs.scan_ids(self._db, text.encode("utf-8", "replace"))
+        if not fired:
+            return []
+        candidates: list[SecretFinding] = []
+        for rid in sorted(fired):
+            rule = self._rules[rid]
+            for m in self._compiled[rid].finditer(text):
+                group = "secret" if "secret" in m.re.groupindex else 0
+                start, end = m.span(group)
+                if end <= start:
+                    continue
+                if _accept(rule, text[start:end]):
+                    candidates.append(SecretFinding(rule.secret_type, rule.rule_id, start, end, rule.confidence))
+        if len(candidates) <= 1:
+            return candidates
+        candidates.sort(key=lambda f: (-f.confidence, -(f.end - f.start), f.start))
+        kept: list[SecretFinding] = []
+        for f in candidates:
+            if all(f.end <= k.start or k.end <= f.start for k in kept):
+                kept.append(f)
+        kept.sort(key=lambda f: f.start)
+        return kept
