@@ -53,7 +53,7 @@ async def openapi_json(ctx: Ctx) -> Any:
 
 
 @docs.route("GET", "/openapi.yaml", summary="This API's OpenAPI 3.1 document (YAML)", tag="openapi",
-            envelope=False)
+            envelope=False, media_type="application/yaml", response=JSON_OBJECT)
 async def openapi_yaml(ctx: Ctx) -> Any:
     text = yaml.safe_dump(ctx.request.app[OPENAPI_DOC], sort_keys=False, allow_unicode=True)
     return web.Response(text=text, content_type="application/yaml")

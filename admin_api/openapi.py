@@ -19,7 +19,9 @@ _ERRORS = {
     "404": "Not found (ids of other organizations look exactly like unknown ids)",
     "409": "Conflicts with an existing resource",
     "422": "Well-formed but refused",
+    "413": "The request body is larger than the server accepts",
     "429": "Too many attempts",
+    "503": "Not available in this process",
 }
 
 PROBLEM = {
@@ -85,16 +87,17 @@ PROXY_PATHS: dict[str, dict[str, Any]] = {
 
 
 def _problem_responses(route: Route) -> dict[str, Any]:
-    codes = ["400"] if (route.body is not None or route.query) else []
+    codes = ["400"] if (route.body is not None or route.query or route.paginated) else []
+    if route.body is not None:
+        codes.append("413")
     if not route.public:
         codes += ["401", "403"]
     if "{" in route.path:
         codes.append("404")
     if route.method in ("POST", "PUT", "PATCH"):
         codes += ["409", "422"]
-    if route.public and route.path.endswith("/login"):
-        codes.append("429")
-    return {c: {"$ref": f"#/components/responses/Problem{c}"} for c in codes}
+    codes += [str(s) for s in route.problems]
+    return {c: {"$ref": f"#/components/responses/Problem{c}"} for c in sorted(set(codes))}
 
 
 def _success(route: Route) -> dict[str, Any]:
@@ -110,7 +113,7 @@ def _success(route: Route) -> dict[str, Any]:
                                   "properties": {"data": data, "meta": meta, "errors": {"type": "null"}}}
     else:
         schema = data
-    return {str(route.status): {"description": route.summary, "content": {"application/json": {"schema": schema}}}}
+    return {str(route.status): {"description": route.summary, "content": {route.media_type: {"schema": schema}}}}
 
 
 def _operation(route: Route) -> dict[str, Any]:

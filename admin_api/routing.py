@@ -69,6 +69,8 @@ class Route:
     paginated: bool = False
     envelope: bool = True
     description: str = ""
+    media_type: str = "application/json"     # of the success response
+    problems: tuple[int, ...] = ()           # statuses beyond the ones implied by the declaration
     body_check: Callable[[Any], Any] | None = None
     query_check: Callable[[Any], Any] | None = None
     response_check: Callable[[Any], Any] | None = None
@@ -89,6 +91,7 @@ class RouteTable:
         public: bool = False, users_only: bool = False, body: dict[str, Any] | None = None,
         response: dict[str, Any] | None = None, query: dict[str, dict[str, Any]] | None = None,
         status: int = 200, paginated: bool = False, envelope: bool = True, description: str = "",
+        media_type: str = "application/json", problems: tuple[int, ...] = (),
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             q = dict(query or {})
@@ -98,6 +101,7 @@ class RouteTable:
                 method=method, path=path, handler=handler, summary=summary, tag=tag, permission=permission,
                 public=public, users_only=users_only, body=body, response=response, query=q, status=status,
                 paginated=paginated, envelope=envelope, description=description or (handler.__doc__ or "").strip(),
+                media_type=media_type, problems=problems,
             ))
             return handler
         return register
@@ -148,6 +152,33 @@ def _validation_error(exc: fastjsonschema.JsonSchemaValueException, root: str) -
     return bad_request(detail, errors=[{"field": where, "message": message}])
 
 
+def _nul_field(value: Any, path: str) -> str | None:
+    """Where a NUL character sits in a JSON value (databases cannot store it in text), or None."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            where = f"{path}.{k}" if path else str(k)
+            if "\x00" in k:
+                return where
+            found = _nul_field(v, where)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _nul_field(v, f"{path}.{i}" if path else str(i))
+            if found is not None:
+                return found
+    return None
+
+
+def _refuse_nul(value: Any, root: str) -> None:
+    where = _nul_field(value, "")
+    if where is not None:
+        where = where or root
+        raise bad_request(f"{where}: must not contain NUL characters", field=where)
+
+
 def _coerce(raw: str, schema: dict[str, Any]) -> Any:
     kind = schema.get("type")
     try:
@@ -168,6 +199,7 @@ def _parse_query(route: Route, request: web.Request, ctx: Ctx) -> None:
             name = next(iter(request.query))
             raise bad_request(f"{name}: is not an accepted query parameter", field=name)
         return
+    _refuse_nul(dict(request.query), "query")
     values: dict[str, Any] = {}
     for name, raw in request.query.items():
         schema = route.query.get(name)
@@ -199,6 +231,7 @@ async def _parse_body(route: Route, request: web.Request, ctx: Ctx) -> None:
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise bad_request("the body is not valid JSON", field="body") from None
+    _refuse_nul(doc, "body")
     assert route.body_check is not None
     try:
         route.body_check(doc)
@@ -242,6 +275,7 @@ def _endpoint(route: Route, authenticate: Authenticate) -> Callable[[web.Request
                 raise forbidden("this operation needs a signed-in user, not an API key")
             if route.permission is not None and route.permission not in principal.permissions:
                 raise forbidden(f"missing permission {route.permission}")
+        _refuse_nul(dict(request.match_info), "path")
         _parse_query(route, request, ctx)
         if route.body is not None:
             await _parse_body(route, request, ctx)

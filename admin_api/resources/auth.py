@@ -86,7 +86,7 @@ async def issue_session(ctx: Ctx, user_id: str, tenant_id: str, *, family_id: st
 
 
 @routes.route("POST", "/api/v1/auth/login", summary="Sign in with email and password (and TOTP code when enabled)",
-              tag="auth", public=True, body=LOGIN, response=TOKENS)
+              tag="auth", public=True, body=LOGIN, response=TOKENS, problems=(429,))
 async def login(ctx: Ctx) -> Any:
     email = ctx.body["email"].strip().lower()
     password = ctx.body["password"]

@@ -42,13 +42,13 @@ def _cache(ctx: Ctx) -> Any:
 
 
 @routes.route("GET", "/api/v1/cache/stats", summary="Response cache statistics", tag="cache",
-              permission="cache:read", response=JSON_OBJECT)
+              permission="cache:read", response=JSON_OBJECT, problems=(503,))
 async def cache_stats(ctx: Ctx) -> Any:
     return _cache(ctx).stats()
 
 
 @routes.route("POST", "/api/v1/cache/purge", summary="Purge cached responses (this organization, or a model)",
-              tag="cache", permission="cache:write", body=PURGE, response=PURGED)
+              tag="cache", permission="cache:write", body=PURGE, response=PURGED, problems=(503,))
 async def cache_purge(ctx: Ctx) -> Any:
     cache = _cache(ctx)
     everyone = ctx.body.get("all_tenants", False)

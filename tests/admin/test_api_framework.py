@@ -124,3 +124,11 @@ async def test_jwks_publishes_the_signing_keys(admin: AdminHarness) -> None:
     claims = jwt.decode(admin.platform.access, jwt.PyJWK(jwk).key, algorithms=["EdDSA"], audience="casemate-admin")
     assert claims["tid"] == admin.boot.tenant_id and claims["role"] == "owner"
     assert "platform:admin" in claims["permissions"] and claims["sub"] == admin.platform.user_id
+
+
+async def test_nul_characters_are_refused_naming_the_field(admin: AdminHarness) -> None:
+    status, body = await admin.call("PUT", "/api/v1/restrictions", admin.platform,
+                                    json={"allowed_models": ["ok", "bad\u0000name"]})
+    assert status == 400 and body["errors"][0]["field"] == "allowed_models.1"
+    status, body = await admin.call("GET", "/api/v1/requests/abc%00def", admin.platform)
+    assert status == 400 and body["errors"][0]["field"] == "request_id"
