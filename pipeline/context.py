@@ -91,7 +91,7 @@ class RequestContext:
         self.policy: EffectivePolicy | None = None
         self.security = SecurityReport()
         self.response: dict[str, Any] | None = None
-        self.stream_iter: AsyncIterator[dict[str, Any]] | None = None
+        self.stream_iter: AsyncIterator[list[dict[str, Any]]] | None = None   # batches of chunks
         self.response_headers: dict[str, str] = {}
         self.cache_key: str | None = None
         self.cache_hit = False

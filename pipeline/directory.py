@@ -97,8 +97,10 @@ class Directory:
         self.seq = 0
         self._effective: dict[tuple[str | None, str | None], Any] = {}
         self.default_policy = compile_policy(self.platform_policy)
+        self.generation = 0                            # bumped on every change; hot-path caches key on it
 
     def load(self, snap: DirectorySnapshot) -> None:
+        self.generation += 1
         self.tenants = {t.id: t for t in snap.tenants}
         self.keys_by_id = {k.id: k for k in snap.keys}
         self.keys_by_hash = {k.key_hash: k for k in snap.keys}
@@ -108,10 +110,12 @@ class Directory:
         self._effective.clear()
 
     def upsert_tenant(self, t: TenantRecord) -> None:
+        self.generation += 1
         self.tenants[t.id] = t
         self._effective.clear()
 
     def upsert_key(self, k: KeyRecord) -> None:
+        self.generation += 1
         old = self.keys_by_id.get(k.id)
         if old is not None and old.key_hash != k.key_hash:
             self.keys_by_hash.pop(old.key_hash, None)
@@ -120,19 +124,23 @@ class Directory:
         self._effective = {ck: v for ck, v in self._effective.items() if ck[1] != k.id}
 
     def remove_key(self, key_id: str) -> None:
+        self.generation += 1
         old = self.keys_by_id.pop(key_id, None)
         if old is not None:
             self.keys_by_hash.pop(old.key_hash, None)
 
     def upsert_policy(self, p: PolicyRecord) -> None:
+        self.generation += 1
         self.policies[p.id] = p
         self._effective.clear()
 
     def remove_policy(self, policy_id: str) -> None:
+        self.generation += 1
         self.policies.pop(policy_id, None)
         self._effective.clear()
 
     def set_kill_switches(self, switches: tuple[KillSwitchRecord, ...]) -> None:
+        self.generation += 1
         self.kill_switches = tuple(switches)
         self.killed_global = None
         killed: dict[tuple[str, str], str] = {}

@@ -10,22 +10,19 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 WINDOW_S = 60
 log = logging.getLogger("casemate.ratelimit")
 
 
-@dataclass(frozen=True, slots=True)
-class Scope:
+class Scope(NamedTuple):
     key: str               # e.g. "t:<tenant_id>" or "k:<key_id>"
     rpm: int
     tpm: int
 
 
-@dataclass(frozen=True, slots=True)
-class RateResult:
+class RateResult(NamedTuple):
     allowed: bool
     limit: int             # rpm of the tightest scope
     remaining: int         # requests left in the tightest scope
@@ -82,6 +79,10 @@ class LocalRateLimiter:
         return w
 
     async def check(self, scopes: Sequence[Scope]) -> RateResult:
+        return self.check_now(scopes)
+
+    def check_now(self, scopes: Sequence[Scope]) -> RateResult:
+        """Synchronous check (in-process state needs no await)."""
         now_s = int(time.time())
         windows = []
         best: tuple[int, int, _Window] | None = None

@@ -7,7 +7,6 @@ about the others.
 """
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import string
@@ -31,7 +30,7 @@ def generate_api_key() -> str:
 
 def hash_api_key(hash_key: bytes, raw_key: str) -> str:
     """Keyed hash stored instead of the key (HMAC-SHA256, hex)."""
-    return hmac.new(hash_key, raw_key.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(hash_key, raw_key.encode(), "sha256").hex()
 
 
 def mask_api_key(raw_key: str) -> str:

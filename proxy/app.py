@@ -166,24 +166,28 @@ class ProxyHandlers:
             await resp.prepare(request)
             assert ctx.stream_iter is not None
             try:
-                async for chunk in ctx.stream_iter:
-                    usage = chunk.get("usage")
-                    if usage:
-                        ctx.prompt_tokens = int(usage.get("prompt_tokens") or 0)
-                        ctx.completion_tokens = int(usage.get("completion_tokens") or 0)
-                    for choice in chunk.get("choices") or ():
-                        delta = choice.get("delta")
-                        if delta:
-                            content = delta.get("content")
-                            if content:
-                                chars += len(content)
-                                if restorer is not None:
-                                    delta["content"] = restorer.feed(content)
-                            if restorer is not None and choice.get("finish_reason"):
-                                tail = restorer.flush()
-                                if tail:
-                                    delta["content"] = (delta.get("content") or "") + tail
-                    await resp.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
+                dumps = orjson.dumps
+                async for batch in ctx.stream_iter:
+                    parts = []
+                    for chunk in batch:
+                        usage = chunk.get("usage")
+                        if usage:
+                            ctx.prompt_tokens = int(usage.get("prompt_tokens") or 0)
+                            ctx.completion_tokens = int(usage.get("completion_tokens") or 0)
+                        for choice in chunk.get("choices") or ():
+                            delta = choice.get("delta")
+                            if delta:
+                                content = delta.get("content")
+                                if content:
+                                    chars += len(content)
+                                    if restorer is not None:
+                                        delta["content"] = restorer.feed(content)
+                                if restorer is not None and choice.get("finish_reason"):
+                                    tail = restorer.flush()
+                                    if tail:
+                                        delta["content"] = (delta.get("content") or "") + tail
+                        parts.append(b"data: " + dumps(chunk) + b"\n\n")
+                    await resp.write(b"".join(parts))
                 await resp.write(b"data: [DONE]\n\n")
             except StageError as err:
                 ctx.error = err

@@ -34,7 +34,7 @@ class AuditWriter:
         self._store = store
         self._journal = Path(journal_dir) / "audit-journal.jsonl"
         self._journal.parent.mkdir(parents=True, exist_ok=True)
-        self._q: deque[tuple[dict[str, Any], dict[str, Any]]] = deque()
+        self._q: deque[tuple[dict[str, Any] | None, dict[str, Any]]] = deque()
         self._max = max_queue
         self._batch = batch_size
         self._interval = flush_interval_s
@@ -48,7 +48,7 @@ class AuditWriter:
         self.written = 0
 
     # -- hot path --------------------------------------------------------------------------
-    def submit(self, event: dict[str, Any], row: dict[str, Any], usage: tuple[tuple[str, ...], int]) -> None:
+    def submit(self, event: dict[str, Any] | None, row: dict[str, Any], usage: tuple[tuple[str, ...], int]) -> None:
         keys, tokens = usage
         if tokens and keys:
             self._tokens[keys] = self._tokens.get(keys, 0) + tokens
@@ -117,9 +117,11 @@ class AuditWriter:
             except Exception:  # noqa: BLE001 - accounting is best effort
                 log.warning("token accounting failed")
 
-    async def _write(self, batch: list[tuple[dict[str, Any], dict[str, Any]]]) -> bool:
+    async def _write(self, batch: list[tuple[dict[str, Any] | None, dict[str, Any]]]) -> bool:
         try:
-            await self._store.write_audit_events([e for e, _ in batch])
+            events = [e for e, _ in batch if e]
+            if events:
+                await self._store.write_audit_events(events)
             rows = [r for _, r in batch if r]
             if rows:
                 await self._store.write_gateway_requests(rows)
@@ -130,7 +132,7 @@ class AuditWriter:
         self.written += len(batch)
         return True
 
-    def _spill(self, batch: list[tuple[dict[str, Any], dict[str, Any]]], reason: str) -> None:
+    def _spill(self, batch: list[tuple[dict[str, Any] | None, dict[str, Any]]], reason: str) -> None:
         with open(self._journal, "ab") as fh:
             for event, row in batch:
                 fh.write(orjson.dumps({"event": event, "row": row}) + b"\n")
@@ -155,7 +157,7 @@ class AuditWriter:
             except orjson.JSONDecodeError:
                 log.error("skipping a torn journal line of %d bytes", len(line))
                 continue
-            entries.append((rec["event"], rec.get("row") or {}))
+            entries.append((rec.get("event"), rec.get("row") or {}))
         for i in range(0, len(entries), self._batch):
             if not await self._write(entries[i:i + self._batch]):
                 # keep what was not written (inserts are idempotent on id, so rewriting is safe)

@@ -6,7 +6,8 @@ categories are fixed sets; tenant ids appear only when `metrics.tenant_labels` i
 from __future__ import annotations
 
 import os
-from typing import Callable
+from bisect import bisect_left
+from typing import Any, Callable
 
 from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram,
                                generate_latest, REGISTRY)
@@ -35,16 +36,65 @@ COST = Counter("casemate_cost_usd_total", "Upstream cost in USD")
 TENANT_REQUESTS = Counter("casemate_tenant_requests_total", "Requests by tenant (only when enabled)", ["tenant"])
 
 
+class BufferedHistogram:
+    """Hot-path histogram buffer: `observe` is a bisect and two adds; `flush` moves the counts
+    into the Prometheus child (works in multiprocess mode too). Flushed every second and
+    before every scrape, so the exported series are exact, at most a second late."""
+
+    __slots__ = ("_child", "_bounds", "_counts", "_sum")
+    _all: list["BufferedHistogram"] = []
+
+    def __init__(self, child: Any) -> None:
+        self._child = child
+        self._bounds = list(child._upper_bounds)
+        self._counts = [0] * len(self._bounds)
+        self._sum = 0.0
+        BufferedHistogram._all.append(self)
+
+    def observe(self, value: float) -> None:
+        self._counts[bisect_left(self._bounds, value)] += 1
+        self._sum += value
+
+    def flush(self) -> None:
+        counts = self._counts
+        if not any(counts):
+            return
+        buckets = self._child._buckets
+        for i, n in enumerate(counts):
+            if n:
+                buckets[i].inc(n)
+                counts[i] = 0
+        self._child._sum.inc(self._sum)
+        self._sum = 0.0
+
+    @classmethod
+    def flush_all(cls) -> None:
+        for h in cls._all:
+            h.flush()
+
+
+_stage_buffers: dict[str, BufferedHistogram] = {}
+
+
 def stage_observer(stage: str) -> Callable[[float], None]:
-    """Bind the histogram child once, at chain compile time."""
-    return STAGE.labels(stage=stage).observe
+    """Bind a buffered histogram child once, at chain compile time."""
+    buf = _stage_buffers.get(stage)
+    if buf is None:
+        buf = _stage_buffers[stage] = BufferedHistogram(STAGE.labels(stage=stage))
+    return buf.observe
 
 
 class UpstreamObserver:
     """Plugged into the provider router."""
 
+    def __init__(self) -> None:
+        self._lat: dict[tuple[str, str], BufferedHistogram] = {}
+
     def upstream_latency(self, provider: str, seconds: float, outcome: str) -> None:
-        UPSTREAM.labels(provider=provider, outcome=outcome).observe(seconds)
+        h = self._lat.get((provider, outcome))
+        if h is None:
+            h = self._lat[(provider, outcome)] = BufferedHistogram(UPSTREAM.labels(provider=provider, outcome=outcome))
+        h.observe(seconds)
 
     def retry(self, provider: str, reason: str) -> None:
         UPSTREAM_RETRIES.labels(provider=provider, reason=reason).inc()
@@ -60,6 +110,7 @@ class AuditMetrics:
 
 
 def render() -> tuple[bytes, str]:
+    BufferedHistogram.flush_all()
     if MULTIPROC:
         from prometheus_client import multiprocess
 

@@ -1,6 +1,7 @@
 """Wires one worker's data plane: store, directory, limiter, cache, providers, audit, chain."""
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import os
@@ -19,7 +20,7 @@ from pipeline.stages.cache import CacheLookupStage, CacheStoreStage
 from pipeline.stages.kill_switch import KillSwitchStage
 from pipeline.stages.parse import ParseStage
 from pipeline.stages.policy import PolicyStage
-from pipeline.stages.rate_limit import RateLimitStage
+from pipeline.stages.rate_limit import LocalRateLimitStage, RateLimitStage
 from pipeline.stages.request_id import RequestIdStage
 from pipeline.stages.upstream import UpstreamStage
 from proxy.audit_writer import AuditWriter
@@ -102,6 +103,7 @@ class Runtime:
         self.audit: AuditWriter | None = None
         self.chain: Chain | None = None
         self.extra_stages: list[Any] = []
+        self._flusher: asyncio.Task[None] | None = None
         self.ready = False
 
     async def start(self) -> None:
@@ -135,7 +137,15 @@ class Runtime:
                                  token_sink=self.limiter.add_tokens, metrics=metrics.AuditMetrics())
         self.audit.start()
         self.chain = self.build_chain()
+        self._flusher = asyncio.get_running_loop().create_task(self._flush_metrics(), name="casemate-metrics-flush")
         self.ready = True
+
+    async def _flush_metrics(self) -> None:
+        from proxy.metrics import BufferedHistogram
+
+        while True:
+            await asyncio.sleep(1.0)
+            BufferedHistogram.flush_all()
 
     def build_chain(self) -> Chain:
         from proxy import metrics
@@ -146,7 +156,8 @@ class Runtime:
             RequestIdStage(),
             AuthenticateStage(self.directory, self.hash_key),
             KillSwitchStage(self.directory),
-            RateLimitStage(self.limiter, s.default_rpm, s.default_tpm),
+            (LocalRateLimitStage if isinstance(self.limiter, LocalRateLimiter) else RateLimitStage)(
+                self.limiter, s.default_rpm, s.default_tpm),
             ParseStage(s.max_body_bytes, s.max_messages),
             PolicyStage(self.directory, self.router),
             *self.extra_stages_before_cache(),
@@ -176,6 +187,8 @@ class Runtime:
 
     async def close(self) -> None:
         self.ready = False
+        if self._flusher is not None:
+            self._flusher.cancel()
         if self.audit is not None:
             await self.audit.close()
         if self.sync is not None:

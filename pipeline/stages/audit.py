@@ -10,7 +10,8 @@ from pipeline.ids import uuid7_str
 
 
 class AuditSink(Protocol):
-    def submit(self, event: dict[str, Any], request_row: dict[str, Any], usage: tuple[tuple[str, ...], int]) -> None: ...
+    def submit(self, event: dict[str, Any] | None, request_row: dict[str, Any],
+               usage: tuple[tuple[str, ...], int]) -> None: ...
 
 
 CostFn = Callable[[str | None, str | None, int, int], float]
@@ -38,11 +39,12 @@ class AuditStage:
         err = ctx.error
         blocked = err is not None and ctx.outcome == "blocked"
         sec = ctx.security.as_dict(ctx.pipeline_ms)
-        ts = rfc3339(ctx.ts)
         tenant_id = p.tenant_id if p is not None else None
         action = "gateway.request.blocked" if blocked else "gateway.request.completed"
-        event = {
-            "id": uuid7_str(), "tenant_id": tenant_id, "ts": ts,
+        # Every request gets a request-log row; refused ones also get an audit event (the security
+        # trail), so the common path costs one row.
+        event = None if err is None else {
+            "id": uuid7_str(), "tenant_id": tenant_id, "ts": rfc3339(ctx.ts),
             "actor": {"type": p.kind if p else "anonymous", "id": p.subject if p else None,
                       "key_prefix": p.key_prefix if p else None, "ip": ctx.remote},
             "action": action, "resource_type": "gateway_request", "resource_id": ctx.request_id,
@@ -54,7 +56,7 @@ class AuditStage:
         }
         row = {
             "id": ctx.request_id, "tenant_id": tenant_id, "key_id": p.subject if p and p.kind == "api_key" else None,
-            "ts": ts, "route": ctx.route, "model": ctx.model, "provider": ctx.provider, "status": ctx.status,
+            "ts": ctx.ts, "route": ctx.route, "model": ctx.model, "provider": ctx.provider, "status": ctx.status,
             "blocked": blocked, "reason": err.reason if err else None,
             "prompt_tokens": ctx.prompt_tokens, "completion_tokens": ctx.completion_tokens,
             "cost_usd": ctx.cost_usd, "latency_ms": round((perf_counter() - ctx.started) * 1000.0, 3),

@@ -34,6 +34,8 @@ class AuthenticateStage:
         self._dir = directory
         self._hash_key = hash_key
         self._jwt = jwt_verifier
+        self._cache: dict[str, tuple[KeyRecord, Principal]] = {}
+        self._generation = -1
 
     def __call__(self, ctx: RequestContext) -> None:
         token = bearer_token(ctx.headers)
@@ -43,10 +45,25 @@ class AuthenticateStage:
         if token.count(".") == 2 and not token.startswith("cm_"):
             ctx.principal = self._from_jwt(token)
             return
-        rec = self._dir.keys_by_hash.get(hash_api_key(self._hash_key, token))
+        digest = hash_api_key(self._hash_key, token)
+        d = self._dir
+        if d.generation != self._generation:       # any directory change drops resolved principals
+            self._cache.clear()
+            self._generation = d.generation
+        hit = self._cache.get(digest)
+        if hit is not None:
+            rec, principal = hit
+            if rec.expires_at is not None and rec.expires_at <= time.time():
+                raise Unauthenticated("API key has expired.", error_code="AUTH-005", reason="key_expired")
+            ctx.principal = principal
+            return
+        rec = d.keys_by_hash.get(digest)
         if rec is None:
             raise Unauthenticated("Invalid API key.", error_code="AUTH-002", reason="invalid_key")
-        ctx.principal = self.principal_for_key(rec)
+        principal = self.principal_for_key(rec)
+        if len(self._cache) < 100_000:
+            self._cache[digest] = (rec, principal)
+        ctx.principal = principal
 
     def principal_for_key(self, rec: KeyRecord) -> Principal:
         if rec.status != "active":

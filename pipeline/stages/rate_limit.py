@@ -21,6 +21,8 @@ def scope_keys(ctx: RequestContext) -> tuple[str, ...]:
 
 
 class RateLimitStage:
+    """Shared (Redis) limiter: one awaited Lua call."""
+
     name = "rate_limit"
     phase = "prefix"
     optional = False
@@ -30,27 +32,44 @@ class RateLimitStage:
         self._rpm = default_rpm
         self._tpm = default_tpm
 
-    async def __call__(self, ctx: RequestContext) -> None:
+    def scopes(self, ctx: RequestContext) -> tuple[Scope, Scope] | None:
         p = ctx.principal
         if p is None:
-            return
+            return None
         t_rpm = p.tenant_rpm or self._rpm
         t_tpm = p.tenant_tpm or self._tpm
-        scopes = (Scope("t:" + p.tenant_id, t_rpm, t_tpm),
-                  Scope("k:" + p.subject, p.rpm or t_rpm, p.tpm or t_tpm))
-        res = await self._lim.check(scopes)
-        ctx.rl_state = res
-        if res.limit:
-            h = ctx.response_headers
-            h["X-RateLimit-Limit"] = str(res.limit)
-            h["X-RateLimit-Remaining"] = str(max(0, res.remaining))
-            h["X-RateLimit-Reset"] = str(res.reset_s)
-        if not res.allowed:
-            if res.reason == "backend_unavailable":
-                raise SwitchedOff("Rate limiter unavailable and configured to fail closed.",
-                                  error_code="GW-RL-503", reason="ratelimit_unavailable",
-                                  headers={"Retry-After": str(res.retry_after_s)})
-            what = "tokens per minute" if res.reason == "tokens" else "requests per minute"
-            raise RateLimited(f"Rate limit exceeded ({what}); retry after {res.retry_after_s} s.",
-                              error_code="GW-429", reason=f"ratelimit_{res.reason}",
+        return (Scope("t:" + p.tenant_id, t_rpm, t_tpm),
+                Scope("k:" + p.subject, p.rpm or t_rpm, p.tpm or t_tpm))
+
+    async def __call__(self, ctx: RequestContext) -> None:
+        scopes = self.scopes(ctx)
+        if scopes is not None:
+            apply_result(ctx, await self._lim.check(scopes))
+
+
+class LocalRateLimitStage(RateLimitStage):
+    """In-process limiter: called without an await."""
+
+    def __call__(self, ctx: RequestContext) -> None:  # type: ignore[override]
+        scopes = self.scopes(ctx)
+        if scopes is not None:
+            apply_result(ctx, self._lim.check_now(scopes))  # type: ignore[attr-defined]
+
+
+def apply_result(ctx: RequestContext, res: RateResult) -> None:
+    """Set X-RateLimit-* headers; raise 429 (or 503 when the backend fails closed)."""
+    ctx.rl_state = res
+    if res.limit:
+        h = ctx.response_headers
+        h["X-RateLimit-Limit"] = str(res.limit)
+        h["X-RateLimit-Remaining"] = str(max(0, res.remaining))
+        h["X-RateLimit-Reset"] = str(res.reset_s)
+    if not res.allowed:
+        if res.reason == "backend_unavailable":
+            raise SwitchedOff("Rate limiter unavailable and configured to fail closed.",
+                              error_code="GW-RL-503", reason="ratelimit_unavailable",
                               headers={"Retry-After": str(res.retry_after_s)})
+        what = "tokens per minute" if res.reason == "tokens" else "requests per minute"
+        raise RateLimited(f"Rate limit exceeded ({what}); retry after {res.retry_after_s} s.",
+                          error_code="GW-429", reason=f"ratelimit_{res.reason}",
+                          headers={"Retry-After": str(res.retry_after_s)})

@@ -10,14 +10,19 @@ from pipeline.context import RequestContext
 class Router(Protocol):
     def resolve(self, model: str) -> Any: ...
     async def chat(self, route: Any, body: dict[str, Any], request_id: str) -> dict[str, Any]: ...
-    def chat_stream(self, route: Any, body: dict[str, Any], request_id: str) -> AsyncIterator[dict[str, Any]]: ...
+    def chat_stream_batches(self, route: Any, body: dict[str, Any],
+                            request_id: str) -> AsyncIterator[list[dict[str, Any]]]: ...
     async def embeddings(self, route: Any, body: dict[str, Any], request_id: str) -> dict[str, Any]: ...
 
 
-async def _prepend(first: dict[str, Any], rest: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
-    yield first
-    async for chunk in rest:
-        yield chunk
+async def _prepend(first: list[dict[str, Any]],
+                   rest: AsyncIterator[list[dict[str, Any]]]) -> AsyncIterator[list[dict[str, Any]]]:
+    try:
+        yield first
+        async for batch in rest:
+            yield batch
+    finally:
+        await rest.aclose()  # type: ignore[attr-defined]
 
 
 class UpstreamStage:
@@ -38,7 +43,7 @@ class UpstreamStage:
         if ctx.route == "embeddings":
             ctx.response = await self._router.embeddings(route, body, ctx.request_id)
         elif ctx.stream:
-            it = self._router.chat_stream(route, body, ctx.request_id).__aiter__()
+            it = self._router.chat_stream_batches(route, body, ctx.request_id).__aiter__()
             # Pull the first chunk here, so connect errors and upstream error statuses become a
             # proper HTTP problem before any byte of the SSE response is sent.
             try:
@@ -55,6 +60,6 @@ class UpstreamStage:
             ctx.completion_tokens = int(usage.get("completion_tokens") or 0)
 
 
-async def _empty() -> AsyncIterator[dict[str, Any]]:
+async def _empty() -> AsyncIterator[list[dict[str, Any]]]:
     return
     yield  # pragma: no cover

@@ -60,30 +60,44 @@ class AnthropicProvider(HTTPProvider):
             raise ProviderHTTPError(502, f"provider {self.name!r} sent a reply that is not a message", False)
         return to_chat_completion(doc)
 
-    async def _chunks(self, body: dict[str, Any], request_id: str) -> AsyncGenerator[dict[str, Any], None]:
+    async def _chunk_batches(self, body: dict[str, Any],
+                             request_id: str) -> AsyncGenerator[list[dict[str, Any]], None]:
         options = body.get("stream_options")
         include_usage = bool(isinstance(options, dict) and options.get("include_usage"))
         translator = StreamTranslator(include_usage=include_usage)
         feed = translator.feed
         loads = orjson.loads
-        async with aclosing(self._events(self._messages_url, self._translate(body, True), request_id)) as events:
-            async for event in events:
+        async with aclosing(self._event_batches(self._messages_url, self._translate(body, True),
+                                                request_id)) as batches:
+            async for events in batches:
+                out: list[dict[str, Any]] = []
                 try:
-                    data = loads(event.data)
-                except orjson.JSONDecodeError:
-                    raise ProviderHTTPError(502, self._scrub(
-                        f"invalid JSON in stream: {event.data[:200].decode('utf-8', 'replace')}"), False) from None
-                if not isinstance(data, dict):
-                    raise ProviderHTTPError(502, "stream event is not a JSON object", False)
-                try:
-                    chunk = feed(data)
-                except ProviderHTTPError as exc:        # an error event from upstream
-                    raise ProviderHTTPError(exc.status, self._scrub(exc.message), exc.retryable,
-                                            error_type=exc.error_type) from None
-                if chunk is not None:
-                    yield chunk
-                if translator.done:
-                    return
+                    for event in events:
+                        try:
+                            data = loads(event.data)
+                        except orjson.JSONDecodeError:
+                            raise ProviderHTTPError(502, self._scrub(
+                                f"invalid JSON in stream: {event.data[:200].decode('utf-8', 'replace')}"),
+                                False) from None
+                        if not isinstance(data, dict):
+                            raise ProviderHTTPError(502, "stream event is not a JSON object", False)
+                        try:
+                            chunk = feed(data)
+                        except ProviderHTTPError as exc:        # an error event from upstream
+                            raise ProviderHTTPError(exc.status, self._scrub(exc.message), exc.retryable,
+                                                    error_type=exc.error_type) from None
+                        if chunk is not None:
+                            out.append(chunk)
+                        if translator.done:
+                            if out:
+                                yield out
+                            return
+                except ProviderHTTPError:
+                    if out:               # chunks before the error still reach the client
+                        yield out
+                    raise
+                if out:
+                    yield out
         raise ProviderHTTPError(502, "stream ended before message_stop", True)
 
     async def embeddings(self, body: dict[str, Any], *, request_id: str) -> dict[str, Any]:

@@ -40,31 +40,43 @@ class OpenAICompatProvider(HTTPProvider):
             raise ProviderHTTPError(502, f"provider {self.name!r} sent a reply without choices", False)
         return doc
 
-    async def _chunks(self, body: dict[str, Any], request_id: str) -> AsyncGenerator[dict[str, Any], None]:
+    async def _chunk_batches(self, body: dict[str, Any],
+                             request_id: str) -> AsyncGenerator[list[dict[str, Any]], None]:
         payload = body if body.get("stream") is True else {**body, "stream": True}
         finished = False
         loads = orjson.loads
-        async with aclosing(self._events(self.chat_url(body.get("model", "")), payload, request_id,
-                                         self._params)) as events:
-            async for event in events:
-                data = event.data
-                if data == b"[DONE]":
-                    return
+        async with aclosing(self._event_batches(self.chat_url(body.get("model", "")), payload, request_id,
+                                                self._params)) as batches:
+            async for events in batches:
+                out: list[dict[str, Any]] = []
                 try:
-                    chunk = loads(data)
-                except orjson.JSONDecodeError:
-                    raise ProviderHTTPError(502, self._scrub(
-                        f"invalid JSON in stream: {data[:200].decode('utf-8', 'replace')}"), False) from None
-                if not isinstance(chunk, dict):
-                    raise ProviderHTTPError(502, "stream event is not a JSON object", False)
-                if event.event == "error" or ("error" in chunk and "choices" not in chunk):
-                    message, error_type, code = _error_fields(data)
-                    raise ProviderHTTPError(502, self._scrub(message or "upstream stream error"), False,
-                                            error_type=error_type, code=code)
-                choices = chunk.get("choices")
-                if choices and choices[0].get("finish_reason"):
-                    finished = True
-                yield chunk
+                    for event in events:
+                        data = event.data
+                        if data == b"[DONE]":
+                            if out:
+                                yield out
+                            return
+                        try:
+                            chunk = loads(data)
+                        except orjson.JSONDecodeError:
+                            raise ProviderHTTPError(502, self._scrub(
+                                f"invalid JSON in stream: {data[:200].decode('utf-8', 'replace')}"), False) from None
+                        if not isinstance(chunk, dict):
+                            raise ProviderHTTPError(502, "stream event is not a JSON object", False)
+                        if event.event == "error" or ("error" in chunk and "choices" not in chunk):
+                            message, error_type, code = _error_fields(data)
+                            raise ProviderHTTPError(502, self._scrub(message or "upstream stream error"), False,
+                                                    error_type=error_type, code=code)
+                        choices = chunk.get("choices")
+                        if choices and choices[0].get("finish_reason"):
+                            finished = True
+                        out.append(chunk)
+                except ProviderHTTPError:
+                    if out:               # chunks before the error still reach the client
+                        yield out
+                    raise
+                if out:
+                    yield out
         if not finished:
             raise ProviderHTTPError(502, "stream ended before [DONE]", True)
 

@@ -228,14 +228,15 @@ class ProviderRouter:
         result, _ = await self._run(route, call, trace)
         return result
 
-    async def chat_stream(self, route: Route, body: dict[str, Any], request_id: str, *,
-                          trace: UpstreamTrace | None = None) -> AsyncIterator[dict[str, Any]]:
-        """OpenAI chunk dicts. Errors before the first chunk (after retries and failover) are raised
-        by the first ``__anext__`` as pipeline errors, so the caller can still answer with a
-        problem document; a break after that raises ``StreamInterrupted``."""
+    async def chat_stream_batches(self, route: Route, body: dict[str, Any], request_id: str, *,
+                                  trace: UpstreamTrace | None = None) -> AsyncIterator[list[dict[str, Any]]]:
+        """Lists of OpenAI chunk dicts, one per upstream network read. Errors before the first
+        batch (after retries and failover) are raised by the first ``__anext__`` as pipeline
+        errors, so the caller can still answer with a problem document; a break after that
+        raises ``StreamInterrupted``."""
 
-        async def open_stream(provider: Provider, model: str) -> tuple[AsyncIterator[dict[str, Any]], dict[str, Any]]:
-            stream = provider.chat_stream(_with_model(body, model), request_id=request_id)
+        async def open_stream(provider: Provider, model: str) -> tuple[AsyncIterator[list[dict[str, Any]]], list[dict[str, Any]]]:
+            stream = provider.chat_stream_batches(_with_model(body, model), request_id=request_id)
             try:
                 first = await anext(stream)
             except StopAsyncIteration:
@@ -249,12 +250,20 @@ class ProviderRouter:
         async with aclosing(stream):        # type: ignore[type-var]
             yield first
             try:
-                async for chunk in stream:
-                    yield chunk
+                async for batch in stream:
+                    yield batch
             except StreamInterrupted as exc:
                 self._breakers[name].record_failure()
                 log.warning("stream from provider %s interrupted: %s", name, exc.reason)
                 raise
+
+    async def chat_stream(self, route: Route, body: dict[str, Any], request_id: str, *,
+                          trace: UpstreamTrace | None = None) -> AsyncIterator[dict[str, Any]]:
+        """OpenAI chunk dicts one by one (flattened ``chat_stream_batches``)."""
+        async with aclosing(self.chat_stream_batches(route, body, request_id, trace=trace)) as batches:
+            async for batch in batches:
+                for chunk in batch:
+                    yield chunk
 
     async def _run(self, route: Route, call: Callable[[Provider, str], Awaitable[T]],
                    trace: UpstreamTrace | None) -> tuple[T, str]:

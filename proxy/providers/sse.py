@@ -19,12 +19,17 @@ class SSEEvent(NamedTuple):
     data: bytes
 
 
+MAX_LINE = 4 * 1024 * 1024
+
+
 class SSEDecoder:
-    __slots__ = ("_data", "_event")
+    __slots__ = ("_data", "_event", "_pending", "_after_cr")
 
     def __init__(self) -> None:
         self._data: list[bytes] = []
         self._event: str | None = None
+        self._pending = b""
+        self._after_cr = False
 
     def feed_line(self, line: bytes) -> SSEEvent | None:
         """Feed one line (terminator optional, no CR inside); returns the event it completes."""
@@ -43,6 +48,30 @@ class SSEDecoder:
             if event is not None:
                 events.append(event)
         return tuple(events)
+
+    def feed_bytes(self, raw: bytes) -> list[SSEEvent]:
+        """Feed one network read (any size, lines may be split across reads).
+        Returns the events it completes, in order."""
+        if self._pending:
+            raw = self._pending + raw
+        if self._after_cr:
+            if raw[:1] == b"\n":                  # CRLF split across two reads
+                raw = raw[1:]
+            self._after_cr = False
+        if b"\r" in raw:
+            self._after_cr = raw.endswith(b"\r")
+            raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        lines = raw.split(b"\n")
+        self._pending = lines.pop()
+        if len(self._pending) > MAX_LINE:
+            raise ValueError(f"event-stream line longer than {MAX_LINE} bytes")
+        events = []
+        field = self._field
+        for line in lines:
+            event = field(line)
+            if event is not None:
+                events.append(event)
+        return events
 
     def _field(self, line: bytes) -> SSEEvent | None:
         if not line:
@@ -71,6 +100,9 @@ class SSEDecoder:
 
     def flush(self) -> SSEEvent | None:
         """End of stream: return an event still waiting for its blank line, if any."""
+        if self._pending:
+            pending, self._pending = self._pending, b""
+            self._field(pending)
         return self._dispatch()
 
 

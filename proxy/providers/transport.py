@@ -70,25 +70,35 @@ class HTTPProvider(ABC):
         """Headers that authenticate every request to this provider."""
 
     @abstractmethod
-    def _chunks(self, body: dict[str, Any], request_id: str) -> AsyncGenerator[dict[str, Any], None]:
-        """The provider's stream as OpenAI chunk dicts (an async generator)."""
+    def _chunk_batches(self, body: dict[str, Any], request_id: str) -> AsyncGenerator[list[dict[str, Any]], None]:
+        """The provider's stream as lists of OpenAI chunk dicts, one list per network read."""
 
-    # --- public stream wrapper -----------------------------------------------------------------
+    # --- public stream wrappers ----------------------------------------------------------------
 
-    async def chat_stream(self, body: dict[str, Any], *, request_id: str) -> AsyncIterator[dict[str, Any]]:
-        """Yield OpenAI chunk dicts; after the first one every failure is ``StreamInterrupted``."""
+    async def chat_stream_batches(self, body: dict[str, Any], *,
+                                  request_id: str) -> AsyncIterator[list[dict[str, Any]]]:
+        """Yield non-empty lists of OpenAI chunk dicts (what one network read completed); after the
+        first one every failure is ``StreamInterrupted``. Batching keeps per-chunk overhead off
+        the relay: one generator step and one downstream write per read, as a bare hop does."""
         started = False
         try:
-            async with aclosing(self._chunks(body, request_id)) as chunks:
-                async for chunk in chunks:
+            async with aclosing(self._chunk_batches(body, request_id)) as batches:
+                async for batch in batches:
                     started = True
-                    yield chunk
+                    yield batch
         except StreamInterrupted:
             raise
         except ProviderError as exc:
             if started:
                 raise StreamInterrupted(self.name, str(exc)) from exc
             raise
+
+    async def chat_stream(self, body: dict[str, Any], *, request_id: str) -> AsyncIterator[dict[str, Any]]:
+        """Yield OpenAI chunk dicts one by one (flattened batches)."""
+        async with aclosing(self.chat_stream_batches(body, request_id=request_id)) as batches:
+            async for batch in batches:
+                for chunk in batch:
+                    yield chunk
 
     # --- session -----------------------------------------------------------------------------
 
@@ -147,7 +157,16 @@ class HTTPProvider(ABC):
 
     async def _events(self, url: str, payload: dict[str, Any], request_id: str | None,
                       params: Mapping[str, str] | None = None) -> AsyncGenerator[SSEEvent, None]:
-        """POST and yield the SSE events of the reply; the connection is released on exit."""
+        """POST and yield the SSE events of the reply one by one."""
+        async with aclosing(self._event_batches(url, payload, request_id, params)) as batches:
+            async for batch in batches:
+                for event in batch:
+                    yield event
+
+    async def _event_batches(self, url: str, payload: dict[str, Any], request_id: str | None,
+                             params: Mapping[str, str] | None = None) -> AsyncGenerator[list[SSEEvent], None]:
+        """POST and yield the SSE events of the reply, a list per network read; the connection
+        is released on exit."""
         try:
             async with self.session().post(url, data=orjson.dumps(payload), params=params,
                                            headers=self._request_headers(request_id)) as resp:
@@ -161,13 +180,14 @@ class HTTPProvider(ABC):
                         f"expected text/event-stream, got {ctype or 'no content type'}: "
                         f"{raw[:200].decode('utf-8', 'replace')}"), False)
                 decoder = SSEDecoder()
-                feed = decoder.feed
-                async for raw in resp.content:          # no extra generator layer per event
-                    for event in feed(raw):
-                        yield event
+                feed = decoder.feed_bytes
+                async for raw in resp.content.iter_any():   # one step per network read
+                    events = feed(raw)
+                    if events:
+                        yield events
                 tail = decoder.flush()
                 if tail is not None:
-                    yield tail
+                    yield [tail]
         except ProviderError:
             raise
         except ValueError as exc:            # a line longer than the read buffer
