@@ -134,7 +134,8 @@ def create_admin_app(store: Store | Any, settings: AdminSettings | None = None) 
     app[STORE] = store
     app[SETTINGS] = settings
     app[ISSUER] = issuer
-    app[THROTTLE] = LoginThrottle(settings.login_attempts, settings.login_window_s)
+    app[THROTTLE] = LoginThrottle(settings.login_attempts, settings.login_window_s,
+                                  limits={"ip": settings.login_attempts * 10})
     app[STARTED_AT] = time.monotonic()
     table = all_routes()
     table.install(app, Authenticator(store, settings, issuer))

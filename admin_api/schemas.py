@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from admin_api.roles import ROLES
+from admin_api.roles import ALL, ROLES
 
 Schema = dict[str, Any]
 
@@ -17,8 +17,8 @@ ROLE: Schema = {"type": "string", "enum": list(ROLES)}
 LIMIT: Schema = {"type": ["integer", "null"], "minimum": 1, "maximum": 100_000_000}
 NAMES: Schema = {"type": ["array", "null"], "items": {"type": "string", "minLength": 1, "maxLength": 200},
                  "maxItems": 500, "uniqueItems": True}
-SCOPES: Schema = {"type": "array", "items": {"type": "string", "pattern": "^[a-z_]+:[a-z_]+$", "maxLength": 64},
-                  "maxItems": 64, "uniqueItems": True}
+SCOPES: Schema = {"type": "array", "items": {"type": "string", "enum": sorted(ALL)}, "maxItems": 64,
+                  "uniqueItems": True, "description": "Narrow the role's permissions to these (empty: the whole role)."}
 JSON_OBJECT: Schema = {"type": "object"}
 
 

@@ -6,17 +6,24 @@ from collections import deque
 
 
 class LoginThrottle:
-    """Refuses further attempts for a key after `limit` failures within `window_s` seconds.
+    """Refuses further attempts for a key after its limit of failures within `window_s` seconds.
 
+    Keys look like `kind:value` (`email:ann@example.com`, `ip:10.0.0.7`); each kind may have its
+    own limit (an address shared by many people gets a larger one than a single account).
     Held in memory per process; keys are bounded (oldest evicted) so a flood of distinct
     emails cannot grow it without limit.
     """
 
-    def __init__(self, limit: int = 5, window_s: float = 900.0, max_keys: int = 100_000) -> None:
+    def __init__(self, limit: int = 5, window_s: float = 900.0, max_keys: int = 100_000,
+                 limits: dict[str, int] | None = None) -> None:
         self.limit = limit
+        self.limits = dict(limits or {})
         self.window_s = window_s
         self.max_keys = max_keys
         self._failures: dict[str, deque[float]] = {}
+
+    def _limit(self, key: str) -> int:
+        return self.limits.get(key.split(":", 1)[0], self.limit)
 
     def retry_after(self, *keys: str, now: float | None = None) -> float:
         """Seconds until any of `keys` may try again (0 when allowed)."""
@@ -28,7 +35,7 @@ class LoginThrottle:
                 continue
             while q and q[0] <= t - self.window_s:
                 q.popleft()
-            if len(q) >= self.limit:
+            if len(q) >= self._limit(key):
                 wait = max(wait, q[0] + self.window_s - t)
         return wait
 
@@ -39,7 +46,7 @@ class LoginThrottle:
             if q is None:
                 if len(self._failures) >= self.max_keys:
                     self._failures.pop(next(iter(self._failures)))
-                q = self._failures[key] = deque(maxlen=self.limit)
+                q = self._failures[key] = deque(maxlen=self._limit(key))
             q.append(t)
 
     def succeeded(self, *keys: str) -> None:
