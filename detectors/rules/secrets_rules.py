@@ -179,7 +179,7 @@ RULES: tuple[SecretRule, ...] = (
     # --- credentials inside URLs, connection strings and commands -------------------------
     SecretRule(
         "url-credentials", "connection_string_password",
-        r"""\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|redis|rediss|amqps?|mssql|sqlserver|oracle|jdbc:[a-z]+|ftp|sftp|smtp|https?|ldaps?|sidekiq|nats|kafka)://[^\s:@/'"]{1,100}:(?P<secret>[^\s@/'"]{3,200})@[^\s'"]{3,}""",
+        r"""\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|redis|rediss|amqps?|mssql|sqlserver|oracle|jdbc:[a-z]+|ftp|sftp|smtp|https?|ldaps?|sidekiq|nats|kafka)://[^\s:@/'"]{0,100}:(?P<secret>[^\s@/'"]{3,200})@[^\s'"]{3,}""",
         0.9, "password", caseless=True,
     ),
     SecretRule(
