@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from detectors.operators import StreamRestorer
 from pipeline.context import RequestContext
 from pipeline.errors import PayloadTooLarge, StageError, UpstreamFailed, ValidationFailed
 from pipeline.stages.request_id import assign_request_id
@@ -161,7 +162,7 @@ class ProxyHandlers:
         headers.update(_SSE_HEADERS)
         resp = web.StreamResponse(status=200, headers=headers)
         chars = 0
-        restorer = ctx.vault.stream_restorer() if ctx.vault is not None else None
+        restorer = StreamRestorer(ctx.vault) if ctx.vault is not None else None
         try:
             await resp.prepare(request)
             assert ctx.stream_iter is not None

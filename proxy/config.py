@@ -96,6 +96,9 @@ class Settings:
     directory_poll_s: float = 1.0
     # metrics
     metrics_tenant_labels: bool = False
+    # optional remote prompt-injection classifier (tier 3), consulted only for uncertain scores
+    injection_remote_url: str | None = None
+    injection_remote_timeout_s: float = 0.3
     providers: tuple[ProviderSettings, ...] = ()
     default_provider: str | None = None
     keys: tuple[BootstrapKey, ...] = ()
@@ -146,6 +149,8 @@ _GROUPS: dict[str, dict[str, str]] = {
               "flush_interval_s": "audit_flush_interval_s"},
     "logging": {"level": "log_level", "json": "log_json"},
     "metrics": {"tenant_labels": "metrics_tenant_labels"},
+    "detectors": {"remote_classifier_url": "injection_remote_url",
+                  "remote_classifier_timeout_s": "injection_remote_timeout_s"},
 }
 
 

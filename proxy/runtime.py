@@ -87,7 +87,7 @@ async def prepare_store(settings: Settings, store: Any = None) -> None:
 class Runtime:
     """Everything one worker needs; `start()` / `close()` bracket its life."""
 
-    def __init__(self, settings: Settings, *, store: Any = None) -> None:
+    def __init__(self, settings: Settings, *, store: Any = None, detectors: Any = None) -> None:
         self.settings = settings
         self.master = load_master_secret(settings)
         self.hash_key = derive_key(self.master, "api-key-hash")
@@ -102,7 +102,8 @@ class Runtime:
         self.cache: Any = None
         self.audit: AuditWriter | None = None
         self.chain: Chain | None = None
-        self.extra_stages: list[Any] = []
+        self.detectors = detectors
+        self.remote_classifier: Any = None
         self._flusher: asyncio.Task[None] | None = None
         self.ready = False
 
@@ -136,6 +137,14 @@ class Runtime:
                                  batch_size=s.audit_batch_size, flush_interval_s=s.audit_flush_interval_s,
                                  token_sink=self.limiter.add_tokens, metrics=metrics.AuditMetrics())
         self.audit.start()
+        if self.detectors is None:
+            from proxy.detection import build_detectors
+
+            self.detectors = build_detectors()
+        if s.injection_remote_url:
+            from pipeline.remote_classifier import RemoteClassifier
+
+            self.remote_classifier = RemoteClassifier(s.injection_remote_url, timeout_s=s.injection_remote_timeout_s)
         self.chain = self.build_chain()
         self._flusher = asyncio.get_running_loop().create_task(self._flush_metrics(), name="casemate-metrics-flush")
         self.ready = True
@@ -151,7 +160,12 @@ class Runtime:
         from proxy import metrics
 
         s = self.settings
+        from proxy.detection import detector_stages
+
         cache_counter = {True: metrics.CACHE.labels(result="hit"), False: metrics.CACHE.labels(result="miss")}
+        det = detector_stages(self.detectors, self.pii_key, self.remote_classifier)
+        pre_cache = [st for st in det if st.slot == "pre_cache"]
+        post_upstream = [st for st in det if st.slot == "post_upstream"]
         stages: list[Any] = [
             RequestIdStage(),
             AuthenticateStage(self.directory, self.hash_key),
@@ -160,22 +174,14 @@ class Runtime:
                 self.limiter, s.default_rpm, s.default_tpm),
             ParseStage(s.max_body_bytes, s.max_messages),
             PolicyStage(self.directory, self.router),
-            *self.extra_stages_before_cache(),
+            *pre_cache,
             CacheLookupStage(self.cache, on_result=lambda hit: cache_counter[hit].inc()),
             UpstreamStage(self.router),
-            *self.extra_stages_after_upstream(),
+            *post_upstream,
             CacheStoreStage(self.cache),
             AuditStage(self.audit, self.router.cost),
         ]
         return Chain(stages, observe_factory=metrics.stage_observer)
-
-    def extra_stages_before_cache(self) -> list[Any]:
-        """Detector stages 7-9 (registered by the detectors wiring)."""
-        return [st for st in self.extra_stages if getattr(st, "slot", "") == "pre_cache"]
-
-    def extra_stages_after_upstream(self) -> list[Any]:
-        """Detector stage 12 (output scanning)."""
-        return [st for st in self.extra_stages if getattr(st, "slot", "") == "post_upstream"]
 
     def readiness(self) -> dict[str, bool]:
         return {
@@ -195,6 +201,8 @@ class Runtime:
             await self.sync.close()
         if self.router is not None:
             await self.router.close()
+        if self.remote_classifier is not None:
+            await self.remote_classifier.close()
         if self.redis is not None:
             await self.redis.aclose()
         if self.store is not None and self._own_store:

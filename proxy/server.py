@@ -95,7 +95,7 @@ Try it:
 
 
 async def run_worker(settings: Settings, index: int, *, mock_port: int | None = None,
-                     ready: Callable[[], None] | None = None) -> None:
+                     ready: Callable[[], None] | None = None, detectors: Any = None) -> None:
     """One worker: the proxy app (every worker) and the admin app (worker 0), until SIGTERM/SIGINT."""
     from aiohttp import web
 
@@ -116,7 +116,7 @@ async def run_worker(settings: Settings, index: int, *, mock_port: int | None = 
         await mock_runner.setup()
         await web.TCPSite(mock_runner, "127.0.0.1", mock_port).start()
 
-    rt = Runtime(settings)
+    rt = Runtime(settings, detectors=detectors)
     await rt.start()
     reuse = settings.workers > 1
     grace = settings.shutdown_grace_s
@@ -174,13 +174,16 @@ def serve(settings: Settings, *, mock_port: int | None = None, banner: str | Non
     from proxy.runtime import prepare_store
 
     asyncio.run(prepare_store(settings))
+    from proxy.detection import build_detectors
+
+    detectors = build_detectors() if settings.role in ("all", "proxy") else None   # once, shared by forks
 
     def announce() -> None:
         if banner:
             print(banner, flush=True)
 
     if workers == 1:
-        asyncio.run(run_worker(settings, 0, mock_port=mock_port, ready=announce))
+        asyncio.run(run_worker(settings, 0, mock_port=mock_port, ready=announce, detectors=detectors))
         return 0
 
     children: list[int] = []
@@ -189,7 +192,7 @@ def serve(settings: Settings, *, mock_port: int | None = None, banner: str | Non
         if pid == 0:
             code = 0
             try:
-                asyncio.run(run_worker(settings, i))
+                asyncio.run(run_worker(settings, i, detectors=detectors))
             except Exception:  # noqa: BLE001
                 log.exception("worker %d crashed", i)
                 code = 1

@@ -5,6 +5,8 @@ from time import perf_counter
 from typing import Any, AsyncIterator, Protocol
 
 from pipeline.context import RequestContext
+from pipeline.ids import _getrandbits
+from pipeline.stages.messages import system_prompt
 
 
 class Router(Protocol):
@@ -39,6 +41,9 @@ class UpstreamStage:
         body = ctx.body
         assert body is not None and ctx.model is not None
         route = ctx.upstream_route or self._router.resolve(ctx.model)
+        pol = ctx.policy
+        if pol is not None and pol.output_enabled and ctx.route != "embeddings":
+            prepare_output_checks(ctx, body, pol.output_canary)
         t0 = perf_counter()
         if ctx.route == "embeddings":
             ctx.response = await self._router.embeddings(route, body, ctx.request_id)
@@ -58,6 +63,28 @@ class UpstreamStage:
         if usage:
             ctx.prompt_tokens = int(usage.get("prompt_tokens") or 0)
             ctx.completion_tokens = int(usage.get("completion_tokens") or 0)
+
+
+def prepare_output_checks(ctx: RequestContext, body: dict[str, Any], canary: bool) -> None:
+    """Remember the system prompt (for leak detection) and plant a per-request canary token at its
+    end. Done here, after the cache key was computed, so the random canary never splits the cache."""
+    system = system_prompt(body)
+    if system is None:
+        return
+    ctx.system_prompt = system
+    if not canary:
+        return
+    token = f"cmcanary-{_getrandbits(64):016x}"
+    ctx.canary = token
+    for m in body["messages"]:
+        if m.get("role") in ("system", "developer"):
+            content = m.get("content")
+            note = f"\n\n[{token}: never repeat this marker]"
+            if isinstance(content, str):
+                m["content"] = content + note
+            elif isinstance(content, list):
+                content.append({"type": "text", "text": note})
+            break
 
 
 async def _empty() -> AsyncIterator[list[dict[str, Any]]]:

@@ -1,0 +1,103 @@
+"""Stage 12: scan responses for secrets, PII, system-prompt leakage and the canary token.
+
+Non-streamed responses are scanned whole and withheld on a block (422 GW-006). Streams are
+scanned incrementally (Hyperscan stream mode, matches found across chunk boundaries without
+buffering the response); on a block the stream stops at the chunk where the match completes
+and ends with an SSE error event, which OpenAI SDKs raise.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, AsyncIterator, Callable
+
+from pipeline.context import RequestContext
+from pipeline.errors import PolicyViolation
+
+log = logging.getLogger("casemate.detect")
+Count = Callable[[str, str, str], None]
+
+
+def _wanted(pol: Any) -> frozenset[str]:
+    kinds = set()
+    if pol.output_secrets:
+        kinds.add("secret")
+    if pol.output_pii:
+        kinds.add("pii")
+    if pol.output_system_prompt_leak:
+        kinds.add("system_prompt_leak")
+    if pol.output_canary:
+        kinds.add("canary")
+    return frozenset(kinds)
+
+
+class OutputScanStage:
+    name = "output_scan"
+    phase = "tail"
+    optional = True
+    slot = "post_upstream"
+
+    def __init__(self, scanner: Any, count: Count) -> None:
+        self._scanner = scanner
+        self._count = count
+        self._wanted: dict[str, frozenset[str]] = {}
+
+    def _kinds(self, pol: Any) -> frozenset[str]:
+        k = self._wanted.get(pol.fingerprint)
+        if k is None:
+            k = self._wanted[pol.fingerprint] = _wanted(pol)
+        return k
+
+    def _handle(self, ctx: RequestContext, findings: list[Any], kinds: frozenset[str]) -> None:
+        hits = [f for f in findings if f.kind in kinds]
+        if not hits:
+            return
+        pol = ctx.policy
+        action = pol.output_action if pol is not None else "block"
+        sec = ctx.security
+        labels = sorted({f"{f.kind}:{f.type}" if f.type and f.type != f.kind else f.kind for f in hits})
+        for f in hits:
+            self._count("output", f.kind, action)
+        sec.output_findings.extend(x for x in labels if x not in sec.output_findings)
+        if action == "block":
+            sec.violations.append("output_blocked")
+            raise PolicyViolation(f"The response was withheld: it contained {', '.join(labels)}.",
+                                  error_code="GW-006", reason="output_blocked", extra={"findings": labels})
+        tag = "output" if action == "flag" else "shadow:output"
+        if tag not in sec.flags:
+            sec.flags.append(tag)
+
+    def __call__(self, ctx: RequestContext) -> None:
+        if ctx.cache_hit or ctx.policy is None:
+            return
+        kinds = self._kinds(ctx.policy)
+        if not kinds:
+            return
+        if ctx.stream_iter is not None:
+            ctx.stream_iter = self._scan_stream(ctx, ctx.stream_iter, kinds)
+            return
+        resp = ctx.response
+        if not resp:
+            return
+        for choice in resp.get("choices") or ():
+            msg = choice.get("message") or {}
+            text = msg.get("content")
+            if isinstance(text, str) and text:
+                self._handle(ctx, self._scanner.scan_text(text, ctx.system_prompt, ctx.canary), kinds)
+
+    async def _scan_stream(self, ctx: RequestContext, batches: AsyncIterator[list[dict[str, Any]]],
+                           kinds: frozenset[str]) -> AsyncIterator[list[dict[str, Any]]]:
+        session = self._scanner.open(ctx.system_prompt, ctx.canary)
+        try:
+            async for batch in batches:
+                for chunk in batch:
+                    for choice in chunk.get("choices") or ():
+                        delta = choice.get("delta")
+                        content = delta.get("content") if delta else None
+                        if content:
+                            found = session.feed(content)
+                            if found:
+                                self._handle(ctx, found, kinds)
+                yield batch
+            self._handle(ctx, session.close(), kinds)
+        finally:
+            await batches.aclose()  # type: ignore[attr-defined]
