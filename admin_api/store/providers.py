@@ -130,6 +130,7 @@ class ProvidersRepo(StoreBase):
                 plain = old_creds.open(bytes(r["credentials_enc"]), aad)
                 await conn.execute("UPDATE providers SET credentials_enc = $2 WHERE id = $1",
                                    r["id"], self._credentials_box.seal(plain, aad))
+                await self._change(conn, r["tenant_id"], "provider", r["id"])
                 count += 1
             for r in await conn.fetch("SELECT id, tenant_id, mfa_secret_enc FROM users"
                                       " WHERE mfa_secret_enc IS NOT NULL"):
