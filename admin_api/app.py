@@ -24,6 +24,7 @@ from admin_api.resources import (
     keys,
     killswitch,
     operations,
+    platform,
     policies,
     providers,
     restrictions,
@@ -61,7 +62,8 @@ async def openapi_yaml(ctx: Ctx) -> Any:
 
 def all_routes() -> RouteTable:
     table = RouteTable()
-    for module in (auth, tenants, users, keys, restrictions, policies, providers, killswitch, activity, operations):
+    for module in (auth, tenants, users, keys, restrictions, policies, providers, killswitch, activity, operations,
+                   platform):
         table.include(module.routes)
     table.include(docs)
     return table

@@ -20,6 +20,7 @@ import fastjsonschema
 import orjson
 from aiohttp import web
 
+from admin_api.audit import audit
 from admin_api.context import SETTINGS, Ctx
 from admin_api.http import (
     ApiError,
@@ -265,6 +266,11 @@ def _render(route: Route, request: web.Request, ctx: Ctx, result: Any) -> web.St
     return envelope_response(request, result, status=status, pagination=pagination, headers=headers)
 
 
+async def _audit_denied(ctx: Ctx, route: Route) -> None:
+    await audit(ctx, "access.denied", route.tag, None, outcome="denied",
+                details={"operation": route.operation_id, "permission": route.permission})
+
+
 def _endpoint(route: Route, authenticate: Authenticate) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def endpoint(request: web.Request) -> web.StreamResponse:
         ctx = Ctx(request)
@@ -274,6 +280,7 @@ def _endpoint(route: Route, authenticate: Authenticate) -> Callable[[web.Request
             if route.users_only and principal.kind != "user":
                 raise forbidden("this operation needs a signed-in user, not an API key")
             if route.permission is not None and route.permission not in principal.permissions:
+                await _audit_denied(ctx, route)
                 raise forbidden(f"missing permission {route.permission}")
         _refuse_nul(dict(request.match_info), "path")
         _parse_query(route, request, ctx)

@@ -86,6 +86,15 @@ class TenantsRepo(StoreBase):
         row = await self.db.fetchrow("SELECT * FROM tenants WHERE name = $1", name)
         return None if row is None else tenant_row(row)
 
+    async def list_all_tenants(
+        self, *, status: str | None = None, limit: int = 50, after: str | None = None
+    ) -> Page[dict[str, Any]]:
+        """Every tenant, newest first (platform administration only)."""
+        where, args = (["status = $1"], [status]) if status else ([], [])
+        rows, more, total = await self._page("tenants", where, args, limit=limit, after=after)
+        items = [tenant_row(r) for r in rows]
+        return Page(items, more, total, items[-1]["id"] if more else None)
+
     async def list_tenants_for_user(self, user_id: str) -> list[dict[str, Any]]:
         """Tenants the user is a member of, each with the user's role there."""
         rows = await self.db.fetch(

@@ -403,3 +403,45 @@ async def test_health_and_diagnostics_for_platform_admins(admin: AdminHarness, o
     assert body["data"][0]["mode"] == "full"
     status, _ = await admin.call("GET", "/api/v1/admin/health", a)
     assert status == 403
+
+
+# ---- platform administration ----------------------------------------------------------------------
+
+
+async def test_platform_admin_suspends_and_reactivates_an_organization(
+    admin: AdminHarness, orgs: tuple[Org, Org]
+) -> None:
+    a, _ = orgs
+    _, body = await admin.call("GET", "/api/v1/platform/tenants", admin.platform, expect=200)
+    assert body["meta"]["pagination"]["total_count"] == 3
+    status, _ = await admin.call("GET", "/api/v1/platform/tenants", a)
+    assert status == 403
+    _, body = await admin.call("PUT", f"/api/v1/platform/tenants/{a.tenant_id}/status", admin.platform,
+                               json={"status": "suspended", "reason": "unpaid"}, expect=200)
+    assert body["data"]["status"] == "suspended"
+    (record,) = await admin.store.get_tenant_records([a.tenant_id])
+    assert record.status == "suspended"
+    status, problem = await admin.call("GET", "/api/v1/keys", a)
+    assert status == 403 and problem["error_code"] == "AUTH-005"
+    _, body = await admin.call("GET", "/api/v1/platform/tenants?status=suspended", admin.platform, expect=200)
+    assert [t["id"] for t in body["data"]] == [a.tenant_id]
+    await admin.call("PUT", f"/api/v1/platform/tenants/{a.tenant_id}/status", admin.platform,
+                     json={"status": "active", "reason": "paid"}, expect=200)
+    await admin.call("GET", "/api/v1/keys", a, expect=200)
+    events = await _audit(admin, a, "tenant.status")
+    assert [e["details"]["reason"] for e in events] == ["paid", "unpaid"]
+    status, _ = await admin.call("PUT", f"/api/v1/platform/tenants/{admin.boot.tenant_id}/status",
+                                 admin.platform, json={"status": "suspended", "reason": "x"})
+    assert status == 422
+
+
+async def test_denied_attempts_are_audited(admin: AdminHarness, orgs: tuple[Org, Org]) -> None:
+    a, _ = orgs
+    await admin.call("POST", "/api/v1/users", a, json={"email": "v@example.com", "password": PASSWORD,
+                                                       "role": "viewer"}, expect=201)
+    viewer = await admin.login("v@example.com")
+    status, _ = await admin.call("DELETE", f"/api/v1/keys/{a.user_id}", viewer["access_token"])
+    assert status == 403
+    (event,) = await _audit(admin, a, "access.denied")
+    assert event["outcome"] == "denied" and event["details"]["permission"] == "keys:write"
+    assert event["actor"] == f"user:{viewer['user']['id']}"
