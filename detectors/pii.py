@@ -35,6 +35,7 @@ from dataclasses import dataclass  # noqa: E402
 import hyperscan  # noqa: E402
 import numpy as np  # noqa: E402
 import phonenumbers  # noqa: E402
+import phonenumbers.phonenumbermatcher  # noqa: E402
 from presidio_analyzer import AnalyzerEngine, EntityRecognizer, PatternRecognizer, RecognizerResult  # noqa: E402
 from presidio_analyzer.nlp_engine import NlpArtifacts, NoOpNlpEngine  # noqa: E402
 
@@ -68,6 +69,9 @@ _MONTHS = "jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec"
 # Separators allowed between digits: anything but a letter or digit ("x" stays: phone
 # extensions), at most four (libphonenumber's own punctuation limit).
 _SEP = "[^0-9a-wyz]{0,4}"
+# libphonenumber's own separator class between digit blocks of a candidate (at most four
+# of them); a comma or a newline never sits inside a phone number's digits.
+_PHONE_SEP: str = getattr(phonenumbers.phonenumbermatcher, "_PUNCTUATION", _SEP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +94,8 @@ _FAMILIES: dict[str, _Family] = {
     # Phone: five digits, or one of the few valid four-digit numbers (added per detector,
     # see _short_phone_numbers); "phone4" (any four digits) stands in for non-ASCII text,
     # whose digits (Arabic-Indic, full-width, ...) libphonenumber also reads.
-    "phone": _Family((rf"\d{_SEP}\d{_SEP}\d{_SEP}\d{_SEP}\d",), 21),
-    "phone4": _Family((rf"\d{_SEP}\d{_SEP}\d{_SEP}\d",), 16),
+    "phone": _Family((rf"\d{_PHONE_SEP}\d{_PHONE_SEP}\d{_PHONE_SEP}\d{_PHONE_SEP}\d",), 21),
+    "phone4": _Family((rf"\d{_PHONE_SEP}\d{_PHONE_SEP}\d{_PHONE_SEP}\d",), 16),
     "alnum": _Family((r"[a-z]\d", r"\d[a-z]"), 2),
     # IBAN groups after the first may be letters only, so the match can run on past
     # digit-free tokens: at most 34 characters plus 8 separators.
@@ -103,6 +107,7 @@ _FAMILIES: dict[str, _Family] = {
     "ipv6": _Family((r"::", r"[0-9a-f]:[0-9a-f]{1,4}:"), 7),
 }
 _NON_ASCII_ONLY = {"phone4": "phone"}
+_NON_ASCII_DIGIT = re.compile(r"(?![0-9])\d")
 _ENTITY_FAMILIES: dict[str, tuple[str, ...]] = {
     "EMAIL_ADDRESS": ("email",),
     "URL": ("url",),
@@ -311,7 +316,7 @@ class PiiDetector:
             regions = getattr(rec, "supported_regions", None)
             if "PHONE_NUMBER" in rec.supported_entities and regions:
                 phone = self._families["phone"]
-                short = [_SEP.join(d) for d in _short_phone_numbers(tuple(regions))]
+                short = [_PHONE_SEP.join(d) for d in _short_phone_numbers(tuple(regions))]
                 self._families["phone"] = _Family(phone.patterns + tuple(short), phone.back)
         patterns: list[str] = []
         self._pattern_family: list[str] = []
@@ -365,13 +370,15 @@ class PiiDetector:
             starts = (np.frombuffer(data, dtype=np.uint8) & 0xC0) != 0x80
             char_at = np.concatenate(([0], np.cumsum(starts)))
             ends = [(pid, int(char_at[e])) for pid, e in ends]
-        ascii_text = len(data) == len(text)
+        # "phone4" stands in for digits libphonenumber reads but the 4-digit list cannot
+        # express: only needed when the text holds a non-ASCII decimal digit.
+        ascii_digits = len(data) == len(text) or _NON_ASCII_DIGIT.search(text) is None
         by_family: dict[str, list[int]] = {}
         fam_of = self._pattern_family
         for pid, end in ends:
             fam = fam_of[pid]
             if fam in _NON_ASCII_ONLY:
-                if ascii_text:
+                if ascii_digits:
                     continue
                 fam = _NON_ASCII_ONLY[fam]
             by_family.setdefault(fam, []).append(end)
