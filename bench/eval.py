@@ -171,19 +171,14 @@ def _progress(it, desc: str, enabled: bool, total: int | None = None):
 def evaluate_injection(eval_dir: Path, progress: bool = True,
                        detector: InjectionDetector | None = None) -> tuple[dict[str, Any], float]:
     """Injection section and its measured cost in µs per KB of scanned text."""
-    det = detector or InjectionDetector()
+    det = detector or InjectionDetector(cache_size=0)
     records, harmful = load_injection_records(eval_dir)
     if not records:
         raise SystemExit(f"no pi_*/benign_* files in {eval_dir}")
     scores: list[float] = []
     flags: list[bool] = []
-    elapsed = 0.0
-    nbytes = 0
     for rec in _progress(records, "injection", progress):
-        t0 = time.perf_counter()
         res = det.scan(rec.text, role_for_kind(rec.kind))
-        elapsed += time.perf_counter() - t0
-        nbytes += len(rec.text.encode("utf-8", "surrogatepass"))
         scores.append(res.score)
         flags.append(res.flagged)
     labels = [r.label for r in records]
@@ -235,7 +230,22 @@ def evaluate_injection(eval_dir: Path, progress: bool = True,
         "thresholds": dict(det.thresholds),
         "harmful_requests": harmful_report,
     }
-    return section, (elapsed * 1e6 / (nbytes / 1024) if nbytes else 0.0)
+    return section, measure_latency(det, [r.text for r in records])
+
+
+def measure_latency(det: InjectionDetector, texts: list[str], sample: int = 400, repeats: int = 3) -> float:
+    """µs per KB of ``InjectionDetector.scan`` over an evenly spaced sample; best of ``repeats`` passes
+    (the machine is shared, the minimum is the least disturbed measurement)."""
+    step = max(1, len(texts) // sample)
+    chosen = texts[::step]
+    kb = sum(len(t.encode("utf-8", "surrogatepass")) for t in chosen) / 1024
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for t in chosen:
+            det.scan(t)
+        best = min(best, time.perf_counter() - t0)
+    return best * 1e6 / kb if kb else 0.0
 
 
 def _import_pii_secrets():
@@ -313,7 +323,8 @@ def render_markdown(result: dict[str, Any], eval_dir: Path) -> str:
         if name in result:
             lines += [f"## {name}\n", "```json", json.dumps(result[name], indent=1)[:4000], "```", ""]
     lat = result["latency_us_per_kb"]
-    lines += ["## Cost (µs per KB of text, single thread)\n", "| detector | µs/KB |", "|---|---|"]
+    lines += ["## Cost (µs per KB of text, single thread; injection: best of 3 passes over an evenly spaced "
+              "sample of up to 400 texts, cache off)\n", "| detector | µs/KB |", "|---|---|"]
     lines += [f"| {k} | {v if v is not None else '-'} |" for k, v in lat.items()]
     return "\n".join(lines) + "\n"
 

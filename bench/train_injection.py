@@ -13,13 +13,20 @@ with Adam in numpy. Examples are weighted 1/sqrt(group size) so that one
 template filled 80 times does not outweigh 80 distinct attacks, and the two
 classes carry equal total weight.
 
-Validation (printed, and stored in the metadata json):
+Long texts are scored in windows (two 512-byte blocks); a long attack is learnt as a
+multiple-instance bag: first from all its windows together, then from the window the
+first model scores highest (the one holding the injection).
+
+Validation and calibration (printed, and stored in the metadata json):
 * grouped 5-fold cross-validation (folds by the ``group`` field) gives
-  out-of-fold logits, used to fit the calibration (model logit + signature
-  score -> probability) and to choose the per-role thresholds;
-* leave-one-file-out: each pi_* / benign_* file is held out in turn (a file is
-  one upstream source) and scored with a model trained on the others — the
-  number that predicts behaviour on unseen sources.
+  out-of-fold logits: the per-role thresholds are set on them (1 % FPR on the
+  benign kinds of that role, 0.2 % for system prompts);
+* leave-one-file-out: each pi_* / benign_* file (one upstream source) is held
+  out in turn and scored by a model trained on the others. The calibration
+  (model logit + signature score -> probability) is fitted on these logits so
+  that it trusts the model only as far as it carries over to unseen sources;
+  the held-out recall / FPR per file is the number that predicts behaviour on
+  new data.
 
 Outputs ``detectors/data/injection_model.npz`` (weights, bias, calibration) and
 ``detectors/data/injection_model.json`` (feature config, date, sources, counts,
@@ -49,12 +56,14 @@ from detectors.injection import (
     WINDOW_STRIDE,
     SignatureMatcher,
     feature_windows,
+    text_features,
 )
 from detectors.normalize import normalize
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_EVAL_DIR = REPO.parent / "shared" / "eval"
 DIM = 1 << HASH_BITS
+L2 = 1e-4
 
 USER_BENIGN_KINDS = ("user_prompt", "roleplay_prompt", "structured_prompt", "multilingual_user_prompt",
                      "image_prompt", "harmful_request")
@@ -114,6 +123,7 @@ class Design:
     cols: np.ndarray
     vals: np.ndarray
     example: np.ndarray   # example index of each row
+    whole: np.ndarray     # True for the all-windows row of a long attack (used before windows are picked)
 
     @property
     def n_rows(self) -> int:
@@ -126,13 +136,15 @@ def _row(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def build_design(examples: list[Example], progress: bool = True) -> tuple[Design, np.ndarray]:
-    """Featurise every example. Long benign texts give one row per window (as scored at inference);
-    a long attack gives one row over all its windows (the injection sits in an unknown window).
-    Also returns each example's signature score."""
+    """Featurise every example: one row per scoring window (as at inference), plus for a long attack
+    one extra row over all its windows (its injection sits in an unknown window; training starts
+    from that row and then picks the window, see ``train``). Also returns each example's
+    signature score."""
     matcher = SignatureMatcher()
     cols_l: list[np.ndarray] = []
     vals_l: list[np.ndarray] = []
     ex_l: list[int] = []
+    whole_l: list[bool] = []
     sig = np.zeros(len(examples), dtype=np.float64)
     it = _progress(range(len(examples)), "featurise", progress)
     for i in it:
@@ -141,17 +153,20 @@ def build_design(examples: list[Example], progress: bool = True) -> tuple[Design
         decoded = tuple(normalize(d) for d in norm.decoded)
         sig[i] = matcher.match(ex.text, norm, decoded).score
         windows = feature_windows(norm.text)
+        rows = [(ids, False) for ids in windows]
         if ex.label == 1 and len(windows) > 1:
-            windows = [np.concatenate(windows)]
-        for ids in windows:
+            rows.append((np.concatenate([ids for ids, _ in text_features(norm.text)]), True))
+        for ids, whole in rows:
             c, v = _row(ids)
             cols_l.append(c)
             vals_l.append(v)
             ex_l.append(i)
+            whole_l.append(whole)
     lengths = np.array([c.size for c in cols_l], dtype=np.int64)
     indptr = np.zeros(len(cols_l) + 1, dtype=np.int64)
     np.cumsum(lengths, out=indptr[1:])
-    design = Design(indptr, np.concatenate(cols_l), np.concatenate(vals_l), np.array(ex_l, dtype=np.int64))
+    design = Design(indptr, np.concatenate(cols_l), np.concatenate(vals_l), np.array(ex_l, dtype=np.int64),
+                    np.array(whole_l, dtype=bool))
     return design, sig
 
 
@@ -171,7 +186,7 @@ def _subset(d: Design, rows: np.ndarray) -> Design:
     indptr = np.zeros(rows.size + 1, dtype=np.int64)
     np.cumsum(lengths, out=indptr[1:])
     take = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)]) if rows.size else np.zeros(0, np.int64)
-    return Design(indptr, d.cols[take], d.vals[take], d.example[rows])
+    return Design(indptr, d.cols[take], d.vals[take], d.example[rows], d.whole[rows])
 
 
 # --- logistic regression -----------------------------------------------------------------------
@@ -184,11 +199,12 @@ def row_logits(d: Design, w: np.ndarray, b: float) -> np.ndarray:
     return sums.astype(np.float64) + b
 
 
-def fit_logreg(d: Design, y: np.ndarray, weight: np.ndarray, *, l2: float = 1e-4, iters: int = 160,
-               lr: float = 0.05, progress: bool = False) -> tuple[np.ndarray, float]:
+def fit_logreg(d: Design, y: np.ndarray, weight: np.ndarray, *, l2: float = L2, iters: int = 160,
+               lr: float = 0.05, init: tuple[np.ndarray, float] | None = None,
+               progress: bool = False) -> tuple[np.ndarray, float]:
     """Weighted, L2-regularised logistic regression with full-batch Adam (deterministic)."""
-    w = np.zeros(DIM, dtype=np.float64)
-    b = 0.0
+    w = init[0].copy() if init is not None else np.zeros(DIM, dtype=np.float64)
+    b = init[1] if init is not None else 0.0
     m_w = np.zeros_like(w)
     v_w = np.zeros_like(w)
     m_b = v_b = 0.0
@@ -233,23 +249,45 @@ def example_weights(examples: list[Example]) -> np.ndarray:
     return w
 
 
-def train(d: Design, examples: list[Example], ex_idx: np.ndarray, **kw) -> tuple[np.ndarray, float]:
-    """Train on the rows of the given examples."""
-    keep = np.isin(d.example, ex_idx)
-    rows = np.flatnonzero(keep)
+def _fit_rows(d: Design, examples: list[Example], ex_idx: np.ndarray, ew: np.ndarray, rows: np.ndarray,
+              **kw) -> tuple[np.ndarray, float]:
     sub = _subset(d, rows)
-    ew = example_weights([examples[i] for i in ex_idx])
     pos = {int(e): k for k, e in enumerate(ex_idx)}
-    # A long benign example spread over n window rows shares its weight between them.
+    # An example spread over n rows (a long benign text's windows) shares its weight between them.
     nrows = Counter(sub.example.tolist())
     y = np.array([examples[e].label for e in sub.example], dtype=np.float64)
     wt = np.array([ew[pos[int(e)]] / nrows[int(e)] for e in sub.example])
     return fit_logreg(sub, y, wt, **kw)
 
 
+def train(d: Design, examples: list[Example], ex_idx: np.ndarray, iters: int = 160,
+          **kw) -> tuple[np.ndarray, float]:
+    """Train on the given examples, as multiple-instance learning for long attacks: first with the
+    all-windows row of each long attack, then with the window that model scores highest (the one
+    holding the injection), warm-started."""
+    in_set = np.isin(d.example, ex_idx)
+    labels = np.array([examples[e].label for e in d.example])
+    multi = np.zeros(len(examples), dtype=bool)
+    multi[d.example[d.whole]] = True
+    first = np.flatnonzero(in_set & ((labels == 0) | ~multi[d.example] | d.whole))
+    ew = example_weights([examples[i] for i in ex_idx])
+    w, b = _fit_rows(d, examples, ex_idx, ew, first, iters=iters, **kw)
+    window_rows = np.flatnonzero(in_set & (labels == 1) & multi[d.example] & ~d.whole)
+    if window_rows.size == 0:
+        return w, b
+    z = row_logits(_subset(d, window_rows), w, b)
+    best: dict[int, tuple[float, int]] = {}
+    for r, e, v in zip(window_rows.tolist(), d.example[window_rows].tolist(), z.tolist()):
+        if e not in best or v > best[e][0]:
+            best[e] = (v, r)
+    picked = np.array(sorted(r for _, r in best.values()), dtype=np.int64)
+    second = np.union1d(np.flatnonzero(in_set & ((labels == 0) | ~multi[d.example]) & ~d.whole), picked)
+    return _fit_rows(d, examples, ex_idx, ew, second, iters=max(40, iters // 2), init=(w, b), **kw)
+
+
 def example_logits(d: Design, w: np.ndarray, b: float, ex_idx: np.ndarray) -> np.ndarray:
-    """Max window logit for each example in ``ex_idx``."""
-    rows = np.flatnonzero(np.isin(d.example, ex_idx))
+    """Max window logit for each example in ``ex_idx`` (as the detector scores it)."""
+    rows = np.flatnonzero(np.isin(d.example, ex_idx) & ~d.whole)
     sub = _subset(d, rows)
     z = row_logits(sub, w, b)
     best: dict[int, float] = defaultdict(lambda: -math.inf)
@@ -321,10 +359,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--eval-dir", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=DEFAULT_MODEL_PATH)
-    ap.add_argument("--iters", type=int, default=160)
+    ap.add_argument("--iters", type=int, default=100)
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--no-lofo", action="store_true", help="skip leave-one-file-out validation")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--dump-scores", type=Path, default=None, help="save OOF / LOFO logits for analysis")
     args = ap.parse_args(argv)
     root = args.eval_dir or eval_dir()
     progress = not args.quiet
@@ -337,7 +376,11 @@ def main(argv: list[str] | None = None) -> int:
           f"{design.cols.size} non-zeros, featurised in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     all_idx = np.arange(len(examples))
 
-    # Grouped k-fold: out-of-fold logits for calibration and thresholds.
+    kinds = np.array([e.kind for e in examples])
+    file_arr = np.array([e.file for e in examples])
+    benign = y_ex == 0
+
+    # Grouped k-fold: out-of-fold logits (in-distribution, unseen groups) for the thresholds.
     folds = np.array([fold_of(f"{e.file}|{e.group}", args.folds) for e in examples])
     z_oof = np.zeros(len(examples))
     for k in range(args.folds):
@@ -345,12 +388,23 @@ def main(argv: list[str] | None = None) -> int:
         w, b = train(design, examples, tr, iters=args.iters)
         z_oof[te] = example_logits(design, w, b, te)
         print(f"fold {k + 1}/{args.folds} done ({time.perf_counter() - t0:.0f}s)", file=sys.stderr)
-    ew = example_weights(examples)
-    cal = fit_calibration(z_oof, sig, y_ex, ew)
-    s_oof = calibrated(cal, z_oof, sig)
 
-    kinds = np.array([e.kind for e in examples])
-    benign = y_ex == 0
+    # Leave-one-file-out logits: each file (one upstream source) scored by a model that never saw it.
+    # The calibration is fitted on these, so that it trusts the model only as far as the model
+    # carries over to unseen sources, and leans on the signatures for the rest.
+    z_lofo = z_oof.copy()
+    if not args.no_lofo:
+        for name in sorted(set(file_arr.tolist()) - {"harmful_requests"}):
+            tr, te = all_idx[file_arr != name], all_idx[file_arr == name]
+            w, b = train(design, examples, tr, iters=args.iters)
+            z_lofo[te] = example_logits(design, w, b, te)
+            print(f"held out {name} ({time.perf_counter() - t0:.0f}s)", file=sys.stderr)
+    ew = example_weights(examples)
+    cal = fit_calibration(z_lofo, sig, y_ex, ew)
+    s_oof = calibrated(cal, z_oof, sig)
+    s_lofo = calibrated(cal, z_lofo, sig)
+    if args.dump_scores:
+        np.savez(args.dump_scores, z_oof=z_oof, z_lofo=z_lofo, sig=sig, y=y_ex, kinds=kinds, files=file_arr)
 
     def benign_of(kind_list: tuple[str, ...]) -> np.ndarray:
         return s_oof[benign & np.isin(kinds, kind_list)]
@@ -365,25 +419,21 @@ def main(argv: list[str] | None = None) -> int:
     all_benign = s_oof[benign]
     band = (round(float(min(thresholds["user"], np.quantile(all_benign, 0.95))), 4),
             round(float(max(thresholds["user"], thresholds["tool"], np.quantile(all_benign, 0.999))), 4))
-    oof_report = {
-        "user_threshold": rates(s_oof, y_ex, thresholds["user"]),
-        "by_kind": {k: rates(s_oof[kinds == k], y_ex[kinds == k], thresholds["tool" if k.startswith("indirect") or k in TOOL_BENIGN_KINDS else "user"])
-                    for k in sorted(set(kinds.tolist()))},
-    }
-    print(f"grouped {args.folds}-fold OOF at user threshold {thresholds['user']}: {oof_report['user_threshold']}",
-          file=sys.stderr)
 
-    # Leave-one-file-out: unseen-source generalisation. The held-out file is scored exactly as the
-    # shipped detector would score it (same calibration and thresholds), by a model that never saw it.
+    def role_thr(k: str) -> float:
+        return thresholds["tool" if k.startswith("indirect") or k in TOOL_BENIGN_KINDS else "user"]
+
+    oof_report = {
+        "role_thresholds": held_out_rates(s_oof, y_ex, kinds, thresholds),
+        "by_kind": {k: rates(s_oof[kinds == k], y_ex[kinds == k], role_thr(k)) for k in sorted(set(kinds.tolist()))},
+    }
+    print(f"grouped {args.folds}-fold OOF, role thresholds {thresholds}: {oof_report['role_thresholds']}",
+          file=sys.stderr)
     lofo: dict[str, dict[str, float]] = {}
     if not args.no_lofo:
-        files = sorted({e.file for e in examples if e.file != "harmful_requests"})
-        file_arr = np.array([e.file for e in examples])
-        for name in files:
-            tr, te = all_idx[file_arr != name], all_idx[file_arr == name]
-            w, b = train(design, examples, tr, iters=args.iters)
-            s_te = calibrated(cal, example_logits(design, w, b, te), sig[te])
-            lofo[name] = held_out_rates(s_te, y_ex[te], kinds[te], thresholds)
+        for name in sorted(set(file_arr.tolist()) - {"harmful_requests"}):
+            m = file_arr == name
+            lofo[name] = held_out_rates(s_lofo[m], y_ex[m], kinds[m], thresholds)
             print(f"held out {name}: {lofo[name]}", file=sys.stderr)
 
     # Final model on everything.
@@ -405,13 +455,15 @@ def main(argv: list[str] | None = None) -> int:
         },
         "training": {
             "date": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
-            "deterministic": "no random state: zero init, full batch, folds by sha1 of group", "optimizer": "full-batch Adam", "iterations": args.iters, "l2": 1e-4,
+            "deterministic": "no random state: zero init, full batch, folds by sha1 of group", "optimizer": "full-batch Adam", "iterations": args.iters, "l2": L2,
+            "long_attacks": "multiple-instance: all-windows row first, then the highest-scoring window",
             "example_weight": "1/sqrt(group size), classes balanced",
             "harmful_requests": "used as extra benign negatives",
             "eval_dir": str(root),
         },
         "sources": dict(sorted(counts.items())),
-        "calibration": {"intercept": cal[0], "model_logit": cal[1], "signature_score": cal[2]},
+        "calibration": {"intercept": cal[0], "model_logit": cal[1], "signature_score": cal[2],
+                        "fitted_on": "leave-one-file-out logits" if not args.no_lofo else "grouped k-fold logits"},
         "thresholds": thresholds,
         "uncertain_band": list(band),
         "validation": {"grouped_kfold": {"folds": args.folds, **oof_report}, "leave_one_file_out": lofo},

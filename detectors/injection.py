@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,8 @@ __all__ = [
     "SignatureMatcher",
     "hashed_features",
     "feature_windows",
+    "text_features",
+    "window_logit",
     "ROLES",
     "DEFAULT_MODEL_PATH",
 ]
@@ -48,8 +51,12 @@ DEFAULT_MODEL_PATH = Path(__file__).parent / "data" / "injection_model.npz"
 # --- feature hashing ---------------------------------------------------------------------------
 
 HASH_BITS = 18
-WINDOW_BYTES = 4096
-WINDOW_STRIDE = 2048
+# Long texts are scored in windows of two consecutive blocks (1 KiB, stride 512 B) so that a short
+# injected instruction is not diluted by the document around it; the worst window counts.
+BLOCK_BYTES = 512
+WINDOW_BYTES = 2 * BLOCK_BYTES
+WINDOW_STRIDE = BLOCK_BYTES
+_CHUNK_BYTES = 1 << 16  # hashing works on at most this many bytes at a time
 
 # All hashing is done in uint32 arithmetic (wraps mod 2**32), which numpy vectorises well.
 _M32 = (1 << 32) - 1
@@ -72,8 +79,9 @@ def _powers(base: int, n: int) -> np.ndarray:
     return out
 
 
-_PPOW = _powers(_P, WINDOW_BYTES + 1)
-_QPOW = _powers(_Q, WINDOW_BYTES + 1)
+_PPOW = _powers(_P, _CHUNK_BYTES + 1)
+_QPOW = _powers(_Q, _CHUNK_BYTES + 1)
+_BLOCK_OF = (np.arange(_CHUNK_BYTES, dtype=np.int64) // BLOCK_BYTES).astype(np.intp)
 # Word bytes: ASCII letters, digits, apostrophe, underscore, and every non-ASCII byte (UTF-8 letters).
 _WORD_LUT = np.zeros(256, dtype=np.int8)
 for _c in b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_'":
@@ -81,27 +89,24 @@ for _c in b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_'":
 _WORD_LUT[128:] = 1
 
 
-def hashed_features(data: bytes) -> np.ndarray:
-    """Bucket ids (one per occurrence) of byte 3/4/5-grams and word 1/2-grams of one window.
-
-    ``data`` is UTF-8 of normalised text, at most ``WINDOW_BYTES`` long.
-    """
+def hashed_features(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Bucket ids (one per occurrence) of byte 3/4/5-grams and word 1/2-grams, and the block
+    (start byte // BLOCK_BYTES) each occurrence starts in. ``data``: UTF-8 of normalised text,
+    at most 64 KiB (``text_features`` splits longer input)."""
     n = len(data)
     if n == 0:
-        return np.zeros(0, dtype=np.uint32)
+        return np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.intp)
     raw = np.frombuffer(data, dtype=np.uint8)
     b = raw.astype(np.uint32)
     parts = []
+    blocks = []
     if n >= 3:
+        # Polynomial rolling hash: h_k[i] covers bytes i .. i+k-1.
         h = (b[:-1] + _U_CHAR_SALT) * _U_P + b[1:]
-        h = h[:-1] * _U_P + b[2:]
-        parts.append(h)
-        if n >= 4:
-            h = h[:-1] * _U_P + b[3:]
+        for k in range(3, min(n, 5) + 1):
+            h = h[:-1] * _U_P + b[k - 1:]
             parts.append(h)
-            if n >= 5:
-                h = h[:-1] * _U_P + b[4:]
-                parts.append(h)
+            blocks.append(_BLOCK_OF[: n - k + 1])
     isw = _WORD_LUT.take(raw)
     edges = np.empty(n + 1, dtype=np.int8)
     edges[0] = isw[0]
@@ -111,28 +116,58 @@ def hashed_features(data: bytes) -> np.ndarray:
     if starts.size:
         ends = np.flatnonzero(edges == -1)
         prefix = np.zeros(n + 1, dtype=np.uint32)
-        np.cumsum(b * _QPOW[:n], out=prefix[1:])
+        np.cumsum(raw * _QPOW[:n], dtype=np.uint32, out=prefix[1:])
         # (prefix[e] - prefix[s]) * P**s depends on the word's bytes only, not on where it sits.
         words = (prefix.take(ends) - prefix.take(starts)) * _PPOW.take(starts) + _U_WORD_SALT
+        word_blocks = _BLOCK_OF.take(starts)
         parts.append(words)
+        blocks.append(word_blocks)
         if words.size > 1:
             parts.append(words[:-1] * _U_P2 + words[1:])
+            blocks.append(word_blocks[:-1])
     if not parts:
-        return np.zeros(0, dtype=np.uint32)
-    allh = np.concatenate(parts) if len(parts) > 1 else parts[0]
-    allh *= _U_MIX
-    allh >>= _U_SHIFT
-    return allh
+        return np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.intp)
+    ids = np.concatenate(parts)
+    ids *= _U_MIX
+    ids >>= _U_SHIFT
+    return ids, np.concatenate(blocks)
+
+
+def text_features(norm_text: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``hashed_features`` of a normalised text, one entry per 64 KiB chunk."""
+    data = norm_text.encode("utf-8", "surrogatepass")
+    if len(data) <= _CHUNK_BYTES:
+        return [hashed_features(data)]
+    return [hashed_features(data[i:i + _CHUNK_BYTES]) for i in range(0, len(data), _CHUNK_BYTES)]
 
 
 def feature_windows(norm_text: str) -> list[np.ndarray]:
-    """Hashed feature ids of each scoring window of a normalised text (one window up to WINDOW_BYTES)."""
-    data = norm_text.encode("utf-8", "surrogatepass")
-    if len(data) <= WINDOW_BYTES:
-        return [hashed_features(data)]
-    last = len(data) - WINDOW_BYTES
-    starts = sorted({min(s, last) for s in range(0, last + WINDOW_STRIDE, WINDOW_STRIDE)})
-    return [hashed_features(data[s:s + WINDOW_BYTES]) for s in starts]
+    """Feature ids of each scoring window (two consecutive blocks) of a normalised text."""
+    out: list[np.ndarray] = []
+    for ids, blocks in text_features(norm_text):
+        nb = int(blocks.max()) + 1 if blocks.size else 1
+        if nb <= 2:
+            out.append(ids)
+            continue
+        for k in range(nb - 1):
+            out.append(ids[(blocks == k) | (blocks == k + 1)])
+    return out
+
+
+def window_logit(weights: np.ndarray, bias: float, ids: np.ndarray, blocks: np.ndarray) -> float:
+    """Worst-window logit: bias + sum of weights / sqrt(occurrences), windows of two blocks."""
+    if ids.size == 0:
+        return bias
+    wv = weights.take(ids)
+    nb = int(blocks.max()) + 1
+    if nb <= 2:
+        return bias + float(wv.sum()) / math.sqrt(ids.size)
+    sums = np.bincount(blocks, weights=wv, minlength=nb)
+    counts = np.bincount(blocks, minlength=nb)
+    ws = sums[:-1] + sums[1:]
+    wc = counts[:-1] + counts[1:]
+    ok = wc > 0
+    return bias + float((ws[ok] / np.sqrt(wc[ok])).max())
 
 
 # --- signatures --------------------------------------------------------------------------------
@@ -232,8 +267,13 @@ def _load_model(path: Path) -> _Model:
     return _Model(weights, bias, (calib[0], calib[1], calib[2]), thresholds, band)
 
 
+_CACHE_MAX_CHARS = 1 << 16
+
+
 class InjectionDetector:
-    """Scores text for prompt injection; thread-compatible, build once and share."""
+    """Scores text for prompt injection. Build once per process and share within one thread (the
+    proxy's event loop): the Hyperscan scratch space and the small LRU cache of recent texts are not
+    guarded by a lock."""
 
     def __init__(
         self,
@@ -241,6 +281,7 @@ class InjectionDetector:
         *,
         model_path: Path | str | None = None,
         uncertain_band: tuple[float, float] | None = None,
+        cache_size: int = 2048,
     ) -> None:
         self._model = _load_model(Path(model_path) if model_path else DEFAULT_MODEL_PATH)
         self._signatures = SignatureMatcher()
@@ -253,18 +294,31 @@ class InjectionDetector:
             merged[role] = float(value)
         self.thresholds: dict[str, float] = merged
         self.band: tuple[float, float] = uncertain_band or self._model.band
+        # Chat requests resend the system prompt and the history every turn: remember recent texts.
+        self._cache: OrderedDict[str, tuple[float, float, float, tuple[InjectionRule, ...]]] = OrderedDict()
+        self._cache_size = cache_size
 
     # -- tiers --
     def model_logit(self, norm_text: str) -> float:
         """Tier-2 logit of one normalised text (worst window for long texts)."""
-        w = self._model.weights
-        best = -math.inf
-        for ids in feature_windows(norm_text):
-            z = self._model.bias + (float(w.take(ids).sum()) / math.sqrt(ids.size) if ids.size else 0.0)
-            best = max(best, z)
-        return best
+        w, bias = self._model.weights, self._model.bias
+        return max(window_logit(w, bias, ids, blocks) for ids, blocks in text_features(norm_text))
 
     def _score(self, text: str) -> tuple[float, float, float, tuple[InjectionRule, ...]]:
+        if self._cache_size <= 0 or len(text) > _CACHE_MAX_CHARS:
+            return self._score_uncached(text)
+        cache = self._cache
+        hit = cache.get(text)
+        if hit is not None:
+            cache.move_to_end(text)
+            return hit
+        res = self._score_uncached(text)
+        cache[text] = res
+        if len(cache) > self._cache_size:
+            cache.popitem(last=False)
+        return res
+
+    def _score_uncached(self, text: str) -> tuple[float, float, float, tuple[InjectionRule, ...]]:
         norm = normalize(text)
         decoded = tuple(normalize(d) for d in norm.decoded)
         hits = self._signatures.match(text, norm, decoded)

@@ -179,6 +179,24 @@ def _collapse_whitespace(t: str, off: np.ndarray, has_ctrl: bool) -> tuple[str, 
     return out.take(keep).tobytes().decode(codec), off.take(keep)
 
 
+_RUN_CACHE: dict[str, tuple[str, tuple[int, ...] | None]] = {}
+_RUN_CACHE_MAX = 1 << 14
+
+
+def _fold_run(run: str) -> tuple[str, tuple[int, ...] | None]:
+    """Fold a run of non-ASCII characters: (folded text, per-char output lengths or None if all are 1)."""
+    hit = _RUN_CACHE.get(run)
+    if hit is not None:
+        return hit
+    fold = _FOLD_CACHE.get
+    parts = [fold(c) or _fold_char(c) for c in run]
+    lens = tuple(map(len, parts))
+    res = ("".join(parts), None if lens.count(1) == len(lens) else lens)
+    if len(run) <= 4 and len(_RUN_CACHE) < _RUN_CACHE_MAX:
+        _RUN_CACHE[run] = res
+    return res
+
+
 def _fold_non_ascii(text: str) -> tuple[str, np.ndarray]:
     """Fold every non-ASCII character; offsets repeat an index when one character expands."""
     out: list[str] = []
@@ -189,12 +207,13 @@ def _fold_non_ascii(text: str) -> tuple[str, np.ndarray]:
         s, e = m.span()
         if s > pos:
             out.append(text[pos:s].lower())
-        for i in range(s, e):
-            r = _fold_char(text[i])
-            out.append(r)
-            if len(r) != 1:
-                changed_at.append(i)
-                changed_len.append(len(r))
+        folded, lens = _fold_run(m.group())
+        out.append(folded)
+        if lens is not None:
+            for k, n in enumerate(lens):
+                if n != 1:
+                    changed_at.append(s + k)
+                    changed_len.append(n)
         pos = e
     out.append(text[pos:].lower())
     if not changed_at:

@@ -50,8 +50,8 @@ _DISMISS = (
 )
 _PRIOR = r"(previous|prior|above|earlier|preceding|foregoing|former|original|initial|old|existing|all|any|every|other|your|the)"
 _RULES_NOUN = (
-    r"(instruction|directive|rule|guideline|prompt|command|order|context|task|constraint|polic(y|ies)|guardrail|"
-    r"programming|restriction|guidance|requirement)"
+    r"(instruction|directive|direction|rule|guideline|prompt|command|order|context|task|constraint|polic(y|ies)|"
+    r"guardrail|programming|restriction|guidance|requirement)"
 )
 _AI = r"(ai|assistant|llm|language model|chatbot|bot|model|agent|gpt|chatgpt|claude|gemini|copilot)"
 _EXFIL_TARGET = r"(https?://|www\.|[a-z0-9._%+-]+@[a-z0-9-]+\.[a-z]{2,}|\b[a-z0-9-]{2,}\.(com|net|org|io|xyz|ru|cn|info|biz|co)\b)"
@@ -62,6 +62,12 @@ RULES: tuple[InjectionRule, ...] = (
         "RO-DISMISS-PRIOR", "role_override", 0.9,
         rf"\b{_DISMISS}\b{_GAP}\b{_PRIOR}\b[^.\n]{{0,30}}\b{_RULES_NOUN}",
         "Tells the model to ignore / forget / override the instructions it was given.",
+    ),
+    InjectionRule(
+        "RO-DISMISS-ABOVE", "role_override", 0.6,
+        r"\b(ignore|disregard|forget|skip)\b (all |everything |anything )?(of )?(the |that )?(text |stuff |content )?"
+        r"(above|previous|preceding|prior|before)\b[^\n]{0,6}\b(and|then|instead|now)\b",
+        "Dismisses everything that came before and chains a new action ('ignore the above and ...').",
     ),
     InjectionRule(
         "RO-SUPERSEDE", "role_override", 0.8,
@@ -141,6 +147,17 @@ RULES: tuple[InjectionRule, ...] = (
         r"|\[/?inst\]|<</?sys>>|<start_of_turn>|<end_of_turn>|\(system_message\)|\[system( message)?\]"
         r"|\{system\}|<system>|</system>|<admin>|\[admin\]",
         "Chat-template control tokens or fake system tags inside content.",
+    ),
+    InjectionRule(
+        "DA-FAKE-TAGS", "delimiter_attack", 0.5,
+        r"</?(information|important|important_instructions|instructions?|admin|sys|system_prompt|override|"
+        r"hidden|secret|prompt|new_instructions)( [^>\n]{0,20})?>",
+        "XML-like tags that frame planted text as trusted information or instructions.",
+    ),
+    InjectionRule(
+        "DA-FAKE-USER-TURN", "delimiter_attack", 0.35,
+        r"(^|\n)[ #>*\[]{0,4}(user|human)\s*:[^\n]{0,100}\b(please|now|next|ignore|repeat|print|say|tell|instead|forget)\b",
+        "A planted user turn inside content, asking for something new.",
     ),
     InjectionRule(
         "DA-ROLE-LINE", "delimiter_attack", 0.4,
@@ -283,6 +300,25 @@ RULES: tuple[InjectionRule, ...] = (
         "Forces an exact output string.",
     ),
     InjectionRule(
+        "II-PREREQUISITE", "indirect_injection", 0.6,
+        r"\bbefore (you )?(can |could )?(solve|complete|answer|finish|do|continue|proceed|start|respond)\b[^.\n]{0,60}"
+        r"\b(do|complete|perform|execute|carry out|follow)\b[^.\n]{0,20}\b(following|this|these|first)\b",
+        "Inserts a 'do this first' prerequisite in front of the user's task.",
+    ),
+    InjectionRule(
+        "II-IMPERSONATE-USER", "indirect_injection", 0.5,
+        r"\b(the|my) (original |initial |first )?(task|request|question|instruction)s? (that |which )?i (gave|asked|sent|assigned)"
+        r"( to)?( you)?\b|\bsigned,?\s+(the )?(user|admin|administrator|owner|developer|your user)\b",
+        "Content that claims to come from the user or an administrator.",
+    ),
+    InjectionRule(
+        "II-REPEAT-PHRASE", "indirect_injection", 0.35,
+        r"\b(repeat|say|print|output|write|translate)\b (back |out )?(the following|this|that) (sentence|phrase|text|word|"
+        r"line|string)s?\b( as\b| verbatim|:)"
+        r"|\btranslate (this|the|that) (sentence|text|phrase) as\b",
+        "Makes the model emit a planted sentence.",
+    ),
+    InjectionRule(
         "II-EXECUTE-CODE", "indirect_injection", 0.45,
         r"\b(run|execute|eval|exec|paste|insert|include|add|embed|integrate|fuse|incorporate)\b[^.\n]{0,40}"
         r"\b(this|the following|following)\b[^.\n]{0,25}\b(code|script|command|snippet|payload|excerpt)\b"
@@ -342,25 +378,25 @@ RULES: tuple[InjectionRule, ...] = (
         "Builds the instruction from concatenated string variables.",
     ),
     InjectionRule(
-        "OB-TAG-CHARACTERS", "obfuscation", 0.6,
+        "OB-TAG-CHARACTERS", "obfuscation", 0.3,
         r"[\x{E0020}-\x{E007F}]{3}",
         "Invisible Unicode tag characters (ASCII smuggling).",
         raw=True,
     ),
     InjectionRule(
-        "OB-BIDI-OVERRIDE", "obfuscation", 0.35,
+        "OB-BIDI-OVERRIDE", "obfuscation", 0.2,
         r"[\x{202A}-\x{202E}\x{2066}-\x{2069}]",
         "Bidi embedding / override controls that reorder what a reader sees.",
         raw=True,
     ),
     InjectionRule(
-        "OB-INVISIBLE-IN-WORD", "obfuscation", 0.4,
+        "OB-INVISIBLE-IN-WORD", "obfuscation", 0.2,
         r"[a-zA-Z][\x{200B}-\x{200D}\x{2060}\x{FEFF}\x{00AD}]+[a-zA-Z][\x{200B}-\x{200D}\x{2060}\x{FEFF}\x{00AD}]+[a-zA-Z]",
         "Zero-width characters splitting Latin words.",
         raw=True,
     ),
     InjectionRule(
-        "OB-MIXED-SCRIPT", "obfuscation", 0.35,
+        "OB-MIXED-SCRIPT", "obfuscation", 0.2,
         r"[a-zA-Z][\x{0430}-\x{044F}\x{0410}-\x{042F}\x{0456}\x{0458}\x{0455}\x{03B1}-\x{03C9}][a-zA-Z]",
         "Cyrillic or Greek look-alike letters inside a Latin word.",
         raw=True,
