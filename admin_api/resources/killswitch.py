@@ -18,21 +18,22 @@ routes = RouteTable()
 SET = obj({
     "scope": {"type": "string", "enum": list(SCOPES)},
     "target": {"type": "string", "minLength": 1, "maxLength": 200,
-               "description": "Key id, provider or model name; ignored for global and tenant scope."},
+               "description": "Key id (key scope), provider or model name; ignored for global and tenant scope."},
     "reason": {"type": "string", "minLength": 1, "maxLength": 500},
-    "platform_wide": {"type": "boolean", "description": "Provider/model switch for every tenant "
-                                                        "(needs platform:admin)."},
 }, ("scope", "reason"))
-CLEAR_QUERY = {"platform_wide": {"type": "boolean", "default": False}}
+
+# Provider and model switches act on every tenant (the proxy applies them to all traffic), so
+# they are platform decisions; an organization limits its own models and providers with
+# restrictions (PUT /api/v1/restrictions) instead.
+PLATFORM_SCOPES = frozenset(("global", "provider", "model"))
 
 
-def _scope_tenant(ctx: Ctx, scope: str, platform_wide: bool) -> str | None:
+def _scope_tenant(ctx: Ctx, scope: str) -> str | None:
     """The tenant a switch belongs to (None: platform-wide), after checking the caller may set it."""
-    if scope == "global" or platform_wide:
+    if scope in PLATFORM_SCOPES:
         if PLATFORM_ADMIN not in ctx.me.permissions:
-            raise forbidden(f"missing permission {PLATFORM_ADMIN}")
-        if platform_wide and scope in ("tenant", "key"):
-            raise forbidden("tenant and key switches belong to one organization")
+            raise forbidden(f"{scope} switches apply to every organization and need {PLATFORM_ADMIN}; "
+                            "use restrictions to limit this organization's models and providers")
         return None
     return ctx.tenant_id
 
@@ -47,7 +48,7 @@ async def list_switches(ctx: Ctx) -> Any:
               tag="kill-switch", permission="killswitch:write", body=SET, response=KILL_SWITCH)
 async def set_switch(ctx: Ctx) -> Any:
     scope = ctx.body["scope"]
-    tenant_id = _scope_tenant(ctx, scope, ctx.body.get("platform_wide", False))
+    tenant_id = _scope_tenant(ctx, scope)
     target = ctx.body.get("target", "")
     if scope in ("key", "provider", "model") and not target:
         raise bad_request("target: is required for this scope", field="target")
@@ -64,12 +65,12 @@ async def set_switch(ctx: Ctx) -> Any:
 
 
 @routes.route("DELETE", "/api/v1/kill-switch/{scope}/{target}", summary="Switch back on", tag="kill-switch",
-              permission="killswitch:write", query=CLEAR_QUERY, status=204)
+              permission="killswitch:write", status=204)
 async def clear_switch(ctx: Ctx) -> Any:
     scope = ctx.param("scope")
     if scope not in SCOPES:
         raise not_found("kill switch")
-    tenant_id = _scope_tenant(ctx, scope, ctx.query["platform_wide"])
+    tenant_id = _scope_tenant(ctx, scope)
     target = ctx.param("target")
     try:
         await ctx.store.clear_kill_switch(tenant_id, scope, target)

@@ -305,28 +305,31 @@ async def test_kill_switch_scopes_and_permissions(admin: AdminHarness, orgs: tup
     await admin.call("PUT", "/api/v1/kill-switch", a, json={"scope": "tenant", "reason": "billing"}, expect=200)
     await admin.call("PUT", "/api/v1/kill-switch", a, json={"scope": "key", "target": kid, "reason": "abuse"},
                      expect=200)
-    await admin.call("PUT", "/api/v1/kill-switch", a, json={"scope": "model", "target": "gpt-4o", "reason": "cost"},
-                     expect=200)
-    status, _ = await admin.call("PUT", "/api/v1/kill-switch", a, json={"scope": "global", "reason": "x"})
-    assert status == 403
-    status, _ = await admin.call("PUT", "/api/v1/kill-switch", a, json={"scope": "model", "reason": "x"})
+    for scope in ("global", "provider", "model"):
+        status, _ = await admin.call("PUT", "/api/v1/kill-switch", a,
+                                     json={"scope": scope, "target": "gpt-4o", "reason": "x"})
+        assert status == 403, "a tenant cannot switch off what every tenant uses"
+    status, _ = await admin.call("PUT", "/api/v1/kill-switch", a, json={"scope": "key", "reason": "x"})
     assert status == 400
     await admin.call("PUT", "/api/v1/kill-switch", admin.platform, json={"scope": "global", "reason": "incident"},
                      expect=200)
+    await admin.call("PUT", "/api/v1/kill-switch", admin.platform,
+                     json={"scope": "model", "target": "gpt-4o", "reason": "cost"}, expect=200)
     _, body = await admin.call("GET", "/api/v1/kill-switch", a, expect=200)
     assert {(s["scope"], s["target"]) for s in body["data"]} == {
         ("tenant", a.tenant_id), ("key", kid), ("model", "gpt-4o"), ("global", "*")}
     _, body = await admin.call("GET", "/api/v1/kill-switch", b, expect=200)
-    assert {s["scope"] for s in body["data"]} == {"global"}
-    records = {(r.scope, r.target) for r in await admin.store.kill_switch_records()}
-    assert ("key", kid) in records and ("global", "*") in records
-    await admin.call("DELETE", "/api/v1/kill-switch/model/gpt-4o", a, expect=204)
-    await admin.call("DELETE", "/api/v1/kill-switch/model/gpt-4o", a, expect=404)
-    status, _ = await admin.call("DELETE", "/api/v1/kill-switch/global/*", a)
+    assert {s["scope"] for s in body["data"]} == {"global", "model"}
+    records = {(r.scope, r.target, r.tenant_id) for r in await admin.store.kill_switch_records()}
+    assert ("key", kid, a.tenant_id) in records and ("model", "gpt-4o", None) in records
+    status, _ = await admin.call("DELETE", "/api/v1/kill-switch/model/gpt-4o", a)
     assert status == 403
+    await admin.call("DELETE", "/api/v1/kill-switch/model/gpt-4o", admin.platform, expect=204)
+    await admin.call("DELETE", "/api/v1/kill-switch/model/gpt-4o", admin.platform, expect=404)
+    await admin.call("DELETE", f"/api/v1/kill-switch/key/{kid}", a, expect=204)
     await admin.call("DELETE", "/api/v1/kill-switch/global/*", admin.platform, expect=204)
     (event,) = await _audit(admin, a, "kill_switch.clear")
-    assert event["details"]["before"]["target"] == "gpt-4o"
+    assert event["details"]["before"]["target"] == kid
 
 
 async def test_restrictions_for_tenant_and_key(admin: AdminHarness, orgs: tuple[Org, Org]) -> None:
