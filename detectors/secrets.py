@@ -2,7 +2,9 @@
 
 All rules (:mod:`detectors.rules.secrets_rules`) live in one Hyperscan block-mode
 database compiled in prefilter mode: one pass over the text says which rules can
-match. Only those rules then run their exact Python regex, and every candidate goes
+match and where their matches end. Only those rules then run their exact Python
+regex, and only on windows reaching back ``rule.reach`` characters from those ends
+(so a busy rule costs in proportion to its hits, not to the text), and every candidate goes
 through cheap post-checks (placeholder rejection, variable references, character-class
 mix, Shannon entropy). Overlapping findings keep the most confident rule.
 """
@@ -15,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 import hyperscan
+import numpy as np
 
 from . import _hs
 from .rules.secrets_rules import RULES, SecretRule
@@ -45,6 +48,10 @@ _REFERENCE = re.compile(
 
 # An unquoted value that is code, not a literal: a call, an attribute path, a type.
 _CODE_LIKE = re.compile(r"[()\[\]{}/,]|^[A-Za-z_]\w*\.[A-Za-z_]|^(?:str|int|bool|String|None)$")
+
+
+# A prefilter match may end a little before the exact one (relaxed bounds): verify this far past it.
+_SLACK = 320
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,9 +147,7 @@ class SecretsDetector:
     def __init__(self, rules: tuple[SecretRule, ...] = RULES) -> None:
         self._rules = rules
         self._compiled = [re.compile(r.pattern, re.IGNORECASE if r.caseless else 0) for r in rules]
-        flags = [
-            _hs.SINGLEMATCH | hyperscan.HS_FLAG_PREFILTER | (_hs.CASELESS if r.caseless else 0) for r in rules
-        ]
+        flags = [hyperscan.HS_FLAG_PREFILTER | (_hs.CASELESS if r.caseless else 0) for r in rules]
         self._db = _hs.compile_block([_hyperscan_form(r.pattern) for r in rules], flags)
 
     @property
@@ -153,19 +158,45 @@ class SecretsDetector:
         """Findings ordered by position (non-overlapping)."""
         if not text:
             return []
-        fired = _hs.scan_ids(self._db, text.encode("utf-8", "replace"))
-        if not fired:
+        data = text.encode("utf-8", "replace")
+        ends: dict[int, list[int]] = {}
+
+        def on_match(rid: int, start: int, end: int, flags: int, ctx: object) -> None:
+            bucket = ends.get(rid)
+            if bucket is None:
+                ends[rid] = [end]
+            elif end - bucket[-1] > 64:  # nearby ends share a verification window
+                bucket.append(end)
+
+        self._db.scan(data, match_event_handler=on_match)
+        if not ends:
             return []
+        to_char = None
+        if len(data) != len(text):
+            starts = (np.frombuffer(data, dtype=np.uint8) & 0xC0) != 0x80
+            to_char = np.concatenate(([0], np.cumsum(starts)))
+        n = len(text)
         candidates: list[SecretFinding] = []
-        for rid in sorted(fired):
+        for rid in sorted(ends):
             rule = self._rules[rid]
-            for m in self._compiled[rid].finditer(text):
-                group = "secret" if "secret" in m.re.groupindex else 0
-                start, end = m.span(group)
-                if end <= start:
-                    continue
-                if _accept(rule, text[start:end]):
-                    candidates.append(SecretFinding(rule.secret_type, rule.rule_id, start, end, rule.confidence))
+            compiled = self._compiled[rid]
+            windows: list[list[int]] = []
+            for end in ends[rid]:
+                end_char = int(to_char[end]) if to_char is not None else end
+                lo, hi = max(0, end_char - rule.reach), min(n, end_char + _SLACK)
+                if windows and lo <= windows[-1][1]:
+                    windows[-1][1] = hi
+                else:
+                    windows.append([lo, hi])
+            seen: set[tuple[int, int]] = set()
+            for lo, hi in windows:
+                for m in compiled.finditer(text, lo, hi):
+                    start, end = m.span("secret" if "secret" in compiled.groupindex else 0)
+                    if end <= start or (start, end) in seen:
+                        continue
+                    seen.add((start, end))
+                    if _accept(rule, text[start:end]):
+                        candidates.append(SecretFinding(rule.secret_type, rule.rule_id, start, end, rule.confidence))
         if len(candidates) <= 1:
             return candidates
         candidates.sort(key=lambda f: (-f.confidence, -(f.end - f.start), f.start))

@@ -29,6 +29,8 @@ class SecretRule:
     check: str = "format"
     caseless: bool = False
     min_entropy: float = 3.0
+    #: Longest possible match, in characters (the verification window reaches this far back).
+    reach: int = 700
 
 
 _B64URL = r"[A-Za-z0-9_\-]"
@@ -67,7 +69,7 @@ RULES: tuple[SecretRule, ...] = (
     SecretRule(
         "gcp-service-account", "gcp_service_account",
         r"""["']type["']\s*:\s*["']service_account["'][\s\S]{0,400}?["']private_key["']\s*:\s*["'](?P<secret>-----BEGIN[A-Z ]*PRIVATE KEY-----[^"']{64,})""",
-        0.99,
+        0.99, reach=8000,
     ),
     SecretRule("google-oauth-client-secret", "google_oauth_client_secret", r"\b(?P<secret>GOCSPX-[A-Za-z0-9_\-]{28})\b", 0.95),
     SecretRule("google-oauth-access-token", "google_oauth_access_token", r"\b(?P<secret>ya29\.[0-9A-Za-z_\-]{30,})", 0.9),
@@ -164,7 +166,7 @@ RULES: tuple[SecretRule, ...] = (
     SecretRule(
         "private-key", "private_key",
         r"(?P<secret>-----BEGIN[ A-Z0-9]{0,24}PRIVATE KEY(?: BLOCK)?-----[\s\S]{64,12000}?-----END[ A-Z0-9]{0,24}PRIVATE KEY(?: BLOCK)?-----)",
-        0.99,
+        0.99, reach=12100,
     ),
     SecretRule("private-key-escaped", "private_key", r"(?P<secret>-----BEGIN[ A-Z0-9]{0,24}PRIVATE KEY-----(?:\\n|\\r\\n)[A-Za-z0-9+/=\\]{64,})", 0.95),
     SecretRule("private-key-base64", "private_key", r"\b(?P<secret>LS0tLS1CRUdJTi[A-Za-z0-9+/]{40,}={0,2})", 0.95),
