@@ -138,6 +138,8 @@ class OutputSession:
         self._reported: set[tuple[str, str, int, int]] = set()
         self._hits: list[tuple[int, int]] = []
         self._closed = False
+        # Trim the kept chunks only once they exceed the tail by a margin (amortised).
+        self._trim_at = scanner.tail_chars + max(1024, scanner.tail_chars // 4)
         # The binding does not keep its own reference to the handler: hold the bound
         # method here, or the stream calls into a freed object.
         self._handler = self._on_match
@@ -202,16 +204,28 @@ class OutputSession:
         self._parts.append((start_char, delta))
         self._chars += len(delta)
         self._bytes += len(data)
-        self._hits.clear()
+        hits = self._hits
         self._stream.scan(data)
         found: list[OutputFinding] = []
-        if self._hits:
+        if hits:
             self._note_hits(found)
+            hits.clear()
         if self._prompt_shingles:
             self._feed_words(delta, start_char, found)
-        self._settle(found, final=False)
-        self._trim()
+        if self._pending:
+            self._settle(found, final=False)
+        if self._chars - self._tail_start > self._trim_at:
+            self._trim()
         return found
+
+    def pending_from(self) -> int | None:
+        """Character offset where the earliest unsettled candidate region begins, or None.
+
+        A relay that must not emit anything a later finding could cover holds back output from
+        here on (plus a fixed window for matches Hyperscan has not completed yet)."""
+        if not self._pending:
+            return None
+        return min(region[0] for region in self._pending.values())
 
     def close(self) -> list[OutputFinding]:
         """Finish the response: validate what is still pending and release the stream."""
