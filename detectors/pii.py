@@ -154,6 +154,12 @@ def presidio_engine() -> AnalyzerEngine:
     return AnalyzerEngine(nlp_engine=NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "noop"}]))
 
 
+@functools.cache
+def _shared_engine() -> AnalyzerEngine:
+    """One engine per process: its recognizers are stateless after loading and are shared."""
+    return presidio_engine()
+
+
 def _max_score(recognizer: EntityRecognizer) -> float:
     """Highest score a recognizer can give without context words."""
     if not isinstance(recognizer, PatternRecognizer):
@@ -190,17 +196,21 @@ def _token_right(text: str, pos: int) -> int:
 
 def _snap_left(text: str, pos: int) -> int:
     """Start of the last safe boundary whose whitespace ends at or before ``pos`` (0 if none)."""
-    hi = pos
-    while hi > 0:
-        lo = max(0, hi - _SNAP_CHUNK)
+    hi, span = pos, 64
+    while True:
+        lo = max(0, hi - span)
         last = -1
-        for m in _BOUNDARY.finditer(text, lo, pos):
-            if m.end(1) <= pos and _right_token_ok(text, m.end(1)):
+        for m in _BOUNDARY.finditer(text, lo, hi):  # look-behind sees text before ``lo``
+            if _right_token_ok(text, m.end(1)):
                 last = m.start(1)
         if last >= 0:
             return last
-        hi = lo
-    return 0
+        if lo == 0:
+            return 0
+        if span < _SNAP_CHUNK:
+            span *= 2  # widen first: most boundaries are close
+        else:
+            hi = lo + 64  # then slide left, overlapping so a token pair cut at ``lo`` is seen whole
 
 
 def _snap_right(text: str, pos: int) -> int:
@@ -291,7 +301,7 @@ class PiiDetector:
         unknown = [e for e in self.entities if e not in PATTERN_ENTITIES and not (ner and e in NER_ENTITIES)]
         if unknown:
             raise ValueError(f"unsupported PII entities: {unknown}")
-        engine = presidio_engine()
+        engine = _shared_engine()
         self._empty: NlpArtifacts = engine.nlp_engine.process_text("", "en")
         pattern_entities = [e for e in self.entities if e in PATTERN_ENTITIES]
         recognizers = engine.registry.get_recognizers(language="en", entities=pattern_entities) if pattern_entities else []
