@@ -37,20 +37,29 @@ async def bootstrap(
 ) -> BootstrapResult:
     """Create the platform organization (its owners and admins get `platform:admin`), an owner and a key.
 
-    Refuses when a platform organization exists already, so running it twice changes nothing.
+    An organization of that name made earlier (e.g. by a bootstrap key in the config file) becomes
+    the platform organization. Refuses when a platform organization exists already, so running it
+    twice changes nothing.
     """
     problem = password_problem(password)
     if problem:
         raise BootstrapError(f"password {problem}")
-    existing = await store.db.fetchval("SELECT count(*) FROM tenants")
-    if existing:
-        raise BootstrapError("the store already has organizations; bootstrap runs on an empty store only")
-    try:
-        org = await store.create_tenant(tenant, settings={"platform": True})
-    except ConflictError:
-        raise BootstrapError(f"organization {tenant!r} exists") from None
+    existing = await store.find_platform_tenant()
+    if existing is not None:
+        raise BootstrapError(f"already bootstrapped: the platform organization is {existing['name']!r}")
+    org = await store.find_tenant_by_name(tenant)
+    if org is None:
+        try:
+            org = await store.create_tenant(tenant, settings={"platform": True})
+        except ConflictError:
+            raise BootstrapError(f"organization {tenant!r} was created concurrently; run bootstrap again") from None
+    else:
+        org = await store.update_tenant(org["id"], settings={**org["settings"], "platform": True})
     pw_hash = await asyncio.to_thread(hash_password, password)
-    user = await store.create_user(org["id"], email, pw_hash, "owner", name="Owner")
+    try:
+        user = await store.create_user(org["id"], email, pw_hash, "owner", name="Owner")
+    except ConflictError:
+        raise BootstrapError(f"{email} already has an account in {tenant!r}") from None
     raw = generate_api_key()
     key = await store.create_key(
         org["id"], key_hash=hash_api_key(derive_key(master_key, "api-key-hash"), raw), prefix=raw[:12],

@@ -86,6 +86,13 @@ class TenantsRepo(StoreBase):
         row = await self.db.fetchrow("SELECT * FROM tenants WHERE name = $1", name)
         return None if row is None else tenant_row(row)
 
+    async def find_platform_tenant(self) -> dict[str, Any] | None:
+        """The organization `casemate bootstrap` marked as the platform one, if any."""
+        cond = ("(settings->>'platform') = 'true'" if self.dialect == "postgres"
+                else "json_extract(settings, '$.platform') = 1")
+        row = await self.db.fetchrow(f"SELECT * FROM tenants WHERE {cond} ORDER BY id LIMIT 1")
+        return None if row is None else tenant_row(row)
+
     async def list_all_tenants(
         self, *, status: str | None = None, limit: int = 50, after: str | None = None
     ) -> Page[dict[str, Any]]:
