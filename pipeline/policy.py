@@ -82,6 +82,11 @@ POLICY_SCHEMA: dict[str, Any] = {
                 "secrets": {"type": "boolean"},
                 "system_prompt_leak": {"type": "boolean"},
                 "canary": {"type": "boolean"},
+                "stream_holdback_chars": {
+                    "type": "integer", "minimum": 0, "maximum": 4096,
+                    "description": "With action block: streamed text is released this many characters behind "
+                                   "the scanner (and behind any unsettled candidate), so a blocked finding is "
+                                   "never delivered. 0 releases at once; a block then only cuts the stream."},
             },
         },
         "tool_rules": {"type": "object", "description": "Agent tool-call rules (see /api/v1/check)."},
@@ -98,10 +103,10 @@ PLATFORM_DEFAULTS: dict[str, Any] = {
     "injection": {"enabled": True, "action": "block",
                   "thresholds": {"system": 0.9, "user": 0.5, "assistant": 0.8, "tool": 0.5}},
     "pii": {"enabled": True, "action": "redact", "default_operator": "tokenize", "entities": {},
-            "score_threshold": 0.5},
+            "score_threshold": 0.4},
     "secrets": {"enabled": True, "action": "block"},
     "output": {"enabled": True, "action": "block", "pii": False, "secrets": True,
-               "system_prompt_leak": True, "canary": True},
+               "system_prompt_leak": True, "canary": True, "stream_holdback_chars": 64},
     "tool_rules": {},
 }
 
@@ -160,6 +165,7 @@ class EffectivePolicy:
     output_secrets: bool
     output_system_prompt_leak: bool
     output_canary: bool
+    output_stream_holdback: int
     shape: tuple[str, ...]                   # enabled optional stages, the chain-compiler key
 
 
@@ -215,5 +221,6 @@ def compile_policy(*layers: Mapping[str, Any] | None, name: str = "platform-defa
         output_secrets=out["secrets"],
         output_system_prompt_leak=out["system_prompt_leak"],
         output_canary=out["canary"],
+        output_stream_holdback=out.get("stream_holdback_chars", 64) if out["action"] == "block" else 0,
         shape=tuple(shape),
     )

@@ -177,16 +177,17 @@ class ProxyHandlers:
                             ctx.completion_tokens = int(usage.get("completion_tokens") or 0)
                         for choice in chunk.get("choices") or ():
                             delta = choice.get("delta")
-                            if delta:
-                                content = delta.get("content")
-                                if content:
-                                    chars += len(content)
-                                    if restorer is not None:
-                                        delta["content"] = restorer.feed(content)
-                                if restorer is not None and choice.get("finish_reason"):
-                                    tail = restorer.flush()
-                                    if tail:
-                                        delta["content"] = (delta.get("content") or "") + tail
+                            content = delta.get("content") if delta else None
+                            if content:
+                                chars += len(content)
+                                if restorer is not None:
+                                    delta["content"] = restorer.feed(content)
+                            if restorer is not None and choice.get("finish_reason"):
+                                tail = restorer.flush()       # a token held back at the very end
+                                if tail:
+                                    if not isinstance(delta, dict):
+                                        delta = choice["delta"] = {}
+                                    delta["content"] = (delta.get("content") or "") + tail
                         parts.append(b"data: " + dumps(chunk) + b"\n\n")
                     await resp.write(b"".join(parts))
                 await resp.write(b"data: [DONE]\n\n")

@@ -8,6 +8,7 @@ and ends with an SSE error event, which OpenAI SDKs raise.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from typing import Any, AsyncIterator, Callable
 
 from pipeline.context import RequestContext
@@ -86,7 +87,13 @@ class OutputScanStage:
 
     async def _scan_stream(self, ctx: RequestContext, batches: AsyncIterator[list[dict[str, Any]]],
                            kinds: frozenset[str]) -> AsyncIterator[list[dict[str, Any]]]:
+        """Relay batches while the session scans them. With a hold-back window, a chunk is released
+        only once the scanner is `window` characters past it and no unsettled candidate covers it,
+        so a finding that blocks the stream was never delivered."""
         session = self._scanner.open(ctx.system_prompt, ctx.canary)
+        window = ctx.policy.output_stream_holdback if ctx.policy is not None else 0
+        held: deque[tuple[dict[str, Any], int]] = deque()      # (chunk, output offset after it)
+        fed = 0
         try:
             async for batch in batches:
                 for chunk in batch:
@@ -95,9 +102,25 @@ class OutputScanStage:
                         content = delta.get("content") if delta else None
                         if content:
                             found = session.feed(content)
+                            fed += len(content)
                             if found:
                                 self._handle(ctx, found, kinds)
-                yield batch
+                    held.append((chunk, fed))
+                if not window:
+                    held.clear()
+                    yield batch
+                    continue
+                safe = fed - window
+                pending = session.pending_from()
+                if pending is not None and pending < safe:
+                    safe = pending
+                out = []
+                while held and held[0][1] <= safe:
+                    out.append(held.popleft()[0])
+                if out:
+                    yield out
             self._handle(ctx, session.close(), kinds)
+            if held:
+                yield [c for c, _ in held]
         finally:
             await batches.aclose()  # type: ignore[attr-defined]
