@@ -72,6 +72,9 @@ _SEP = "[^0-9a-wyz]{0,4}"
 # libphonenumber's own separator class between digit blocks of a candidate (at most four
 # of them); a comma or a newline never sits inside a phone number's digits.
 _PHONE_SEP: str = getattr(phonenumbers.phonenumbermatcher, "_PUNCTUATION", _SEP)
+_PHONE_PATTERN = getattr(getattr(phonenumbers.phonenumbermatcher, "_PATTERN", None), "pattern", "\\s")
+# "." only occurs inside character classes of that pattern, so no "\n" can be matched.
+_PHONE_ONE_LINE = not any(t in _PHONE_PATTERN for t in ("\n", "\r", "\\s", "\\n"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,18 +87,22 @@ class _Family:
     # The family's recognizers never match whitespace (and look at most one character
     # around a match), so the whitespace-delimited token around an anchor is a safe window.
     in_token: bool = False
+    # No match of the family's recognizers contains a line break (their patterns use a
+    # literal space, never \s; libphonenumber's candidate pattern has no "\n"), so a
+    # match lies on its anchor's line and the line, with its "\n"s, is a safe window.
+    one_line: bool = False
 
 
 # Every match of a recognizer contains a match of one of its families' anchors.
 _FAMILIES: dict[str, _Family] = {
     "email": _Family((r"@",), 1, in_token=True),
     "url": _Family((r"\.[a-z]{2}",), 3, in_token=True),
-    "digits": _Family((rf"\d{_SEP}\d{_SEP}\d", rf"(?:{_MONTHS})-\d", rf"\d-(?:{_MONTHS})"), 11),
+    "digits": _Family((rf"\d{_SEP}\d{_SEP}\d", rf"(?:{_MONTHS})-\d", rf"\d-(?:{_MONTHS})"), 11, one_line=True),
     # Phone: five digits, or one of the few valid four-digit numbers (added per detector,
     # see _short_phone_numbers); "phone4" (any four digits) stands in for non-ASCII text,
     # whose digits (Arabic-Indic, full-width, ...) libphonenumber also reads.
-    "phone": _Family((rf"\d{_PHONE_SEP}\d{_PHONE_SEP}\d{_PHONE_SEP}\d{_PHONE_SEP}\d",), 21),
-    "phone4": _Family((rf"\d{_PHONE_SEP}\d{_PHONE_SEP}\d{_PHONE_SEP}\d",), 16),
+    "phone": _Family((rf"\d{_PHONE_SEP}\d{_PHONE_SEP}\d{_PHONE_SEP}\d{_PHONE_SEP}\d",), 21, one_line=_PHONE_ONE_LINE),
+    "phone4": _Family((rf"\d{_PHONE_SEP}\d{_PHONE_SEP}\d{_PHONE_SEP}\d",), 16, one_line=_PHONE_ONE_LINE),
     "alnum": _Family((r"[a-z]\d", r"\d[a-z]"), 2),
     # IBAN groups after the first may be letters only, so the match can run on past
     # digit-free tokens: at most 34 characters plus 8 separators.
@@ -130,6 +137,7 @@ _LAST_SPACE = re.compile(r"\s\S*\Z")
 _DIGIT = re.compile(r"\d")
 _LETTER = re.compile(r"[^\W\d_]")
 _SNAP_CHUNK = 512
+_LONG_LINE = 200
 
 
 _WARM_UP = (
@@ -405,6 +413,14 @@ class PiiDetector:
             if family.in_token:
                 lo = _token_left(text, max(0, end - family.back))
                 hi = _token_right(text, end)
+            elif family.one_line:
+                lo = text.rfind("\n", 0, end - 1)
+                lo = 0 if lo < 0 else lo
+                hi = text.find("\n", end - 1)
+                hi = n if hi < 0 else hi + 1
+                if hi - lo > _LONG_LINE:
+                    lo = max(lo, _snap_left(text, max(0, end - family.back)))
+                    hi = min(hi, _snap_right(text, min(n, end + family.forward)))
             else:
                 lo = _snap_left(text, max(0, end - family.back))
                 hi = _snap_right(text, min(n, end + family.forward))
