@@ -102,8 +102,8 @@ def _identifier_like(value: str) -> bool:
     parts = [p for p in _PARTS.split(value) if p]
     if len(parts) < 2:
         return False
-    alpha = [p for p in parts if _ALPHA.match(p)]
-    return len(alpha) == len(parts) or sum(len(p) >= 3 for p in alpha) >= 3
+    words = [p for p in parts if _ALPHA.match(p) and len(p) <= 12]
+    return len(words) == len(parts) or sum(len(p) >= 3 for p in words) >= 3
 
 
 def _classes(value: str) -> int:
