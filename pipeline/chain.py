@@ -51,6 +51,10 @@ class Chain:
         self._tail_stages = [s for s in self._stages if s.phase == "tail"]
         self._tails: dict[tuple[str, ...], tuple[Step, ...]] = {}
 
+    def stage(self, name: str) -> Stage | None:
+        """The stage object registered under `name` (for routes that run a stage outside the chain)."""
+        return next((s for s in self._stages if s.name == name), None)
+
     @property
     def stage_names(self) -> list[str]:
         return [s.name for s in self._stages]

@@ -51,6 +51,7 @@ class ProxyHandlers:
         self.counters = _Counters()
         self.tokens_in = metrics.TOKENS.labels(direction="in")
         self.tokens_out = metrics.TOKENS.labels(direction="out")
+        self._auth: tuple[Any, Any] | None = None
 
     # -- helpers ---------------------------------------------------------------------------
     async def _read_body(self, request: web.Request) -> bytes:
@@ -225,11 +226,8 @@ class ProxyHandlers:
         ctx = RequestContext("models", request.method, request.path, request.headers, b"", request.remote)
         assign_request_id(ctx)
         try:
-            from pipeline.stages.authenticate import AuthenticateStage
-            from pipeline.stages.kill_switch import KillSwitchStage
-
-            AuthenticateStage(rt.directory, rt.hash_key)(ctx)
-            KillSwitchStage(rt.directory)(ctx)
+            for stage in self._auth_stages():
+                stage(ctx)
         except StageError as err:
             return self._problem(ctx, err, True)
         models = (await rt.router.list_models()).get("data", [])
@@ -239,6 +237,19 @@ class ProxyHandlers:
         self.counters.request("models", 200)
         return web.Response(body=orjson.dumps({"object": "list", "data": visible}), content_type="application/json",
                             headers={"X-Request-ID": ctx.request_id})
+
+    def _auth_stages(self) -> tuple[Any, Any]:
+        """The chain's own authenticate and kill-switch stages (for routes outside the chain)."""
+        if self._auth is None:
+            from pipeline.stages.authenticate import AuthenticateStage
+            from pipeline.stages.kill_switch import KillSwitchStage
+
+            assert self.rt.chain is not None
+            auth = self.rt.chain.stage("authenticate")
+            kill = self.rt.chain.stage("kill_switch")
+            assert isinstance(auth, AuthenticateStage) and isinstance(kill, KillSwitchStage)
+            self._auth = (auth, kill)
+        return self._auth
 
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"}, headers=_rid(request), dumps=_dumps)

@@ -168,7 +168,7 @@ class Runtime:
         post_upstream = [st for st in det if st.slot == "post_upstream"]
         stages: list[Any] = [
             RequestIdStage(),
-            AuthenticateStage(self.directory, self.hash_key),
+            AuthenticateStage(self.directory, self.hash_key, jwt_verifier=self.jwt_verifier()),
             KillSwitchStage(self.directory),
             (LocalRateLimitStage if isinstance(self.limiter, LocalRateLimiter) else RateLimitStage)(
                 self.limiter, s.default_rpm, s.default_tpm),
@@ -182,6 +182,18 @@ class Runtime:
             AuditStage(self.audit, self.router.cost),
         ]
         return Chain(stages, observe_factory=metrics.stage_observer)
+
+    def jwt_verifier(self) -> Any:
+        """Access JWTs issued by the admin API (EdDSA keys derived from the same master secret)."""
+        from admin_api.tokens import TokenIssuer
+
+        issuer = TokenIssuer(self.master)
+
+        def verify(token: str) -> dict[str, Any]:
+            c = issuer.verify_access(token)
+            return {"sub": c.sub, "tid": c.tid, "role": c.role, "permissions": sorted(c.permissions), "typ": "user"}
+
+        return verify
 
     def readiness(self) -> dict[str, bool]:
         return {
