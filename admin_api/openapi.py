@@ -11,7 +11,7 @@ from typing import Any
 
 from admin_api.routing import Route
 
-_PATH_PARAM = re.compile(r"\{([^}/]+)\}")
+_PATH_PARAM = re.compile(r"\{([^}/:]+)(?::[^}]*)?\}")      # aiohttp `{name}` or `{name:regex}`
 _ERRORS = {
     "400": "Invalid request: the problem names the field",
     "401": "Not authenticated, or the credential is expired or revoked",
@@ -86,6 +86,11 @@ PROXY_PATHS: dict[str, dict[str, Any]] = {
 }
 
 
+def openapi_path(path: str) -> str:
+    """An aiohttp route path in OpenAPI form (`{name:regex}` becomes `{name}`)."""
+    return _PATH_PARAM.sub(lambda m: "{" + m.group(1) + "}", path)
+
+
 def _problem_responses(route: Route) -> dict[str, Any]:
     codes = ["400"] if (route.body is not None or route.query or route.paginated) else []
     if route.body is not None:
@@ -122,6 +127,8 @@ def _operation(route: Route) -> dict[str, Any]:
         op["description"] = route.description
     if route.permission:
         op["x-permission"] = route.permission
+    if route.users_only:
+        op["x-users-only"] = True
     params: list[dict[str, Any]] = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in _PATH_PARAM.findall(route.path)
@@ -146,7 +153,7 @@ def build_openapi(routes: list[Route], *, version: str, admin_url: str = "http:/
     """OpenAPI 3.1 for every declared admin route plus the proxy's public routes."""
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
-        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
+        paths.setdefault(openapi_path(route.path), {})[route.method.lower()] = _operation(route)
     for path, item in PROXY_PATHS.items():
         ops = {method: {**copy.deepcopy(op), "tags": ["proxy"], "operationId": "proxy_" + method + path.replace("/", "_")
                         .replace(".", "_")} for method, op in item.items()}

@@ -64,7 +64,8 @@ async def set_switch(ctx: Ctx) -> Any:
     return switch
 
 
-@routes.route("DELETE", "/api/v1/kill-switch/{scope}/{target}", summary="Switch back on", tag="kill-switch",
+@routes.route("DELETE", "/api/v1/kill-switch/{scope}/{target:.+}",
+              summary="Switch back on (the target may contain slashes, e.g. provider/model)", tag="kill-switch",
               permission="killswitch:write", status=204)
 async def clear_switch(ctx: Ctx) -> Any:
     scope = ctx.param("scope")

@@ -326,6 +326,9 @@ async def test_kill_switch_scopes_and_permissions(admin: AdminHarness, orgs: tup
     assert status == 403
     await admin.call("DELETE", "/api/v1/kill-switch/model/gpt-4o", admin.platform, expect=204)
     await admin.call("DELETE", "/api/v1/kill-switch/model/gpt-4o", admin.platform, expect=404)
+    await admin.call("PUT", "/api/v1/kill-switch", admin.platform,
+                     json={"scope": "model", "target": "openai/gpt-4o", "reason": "routed name"}, expect=200)
+    await admin.call("DELETE", "/api/v1/kill-switch/model/openai/gpt-4o", admin.platform, expect=204)
     await admin.call("DELETE", f"/api/v1/kill-switch/key/{kid}", a, expect=204)
     await admin.call("DELETE", "/api/v1/kill-switch/global/*", admin.platform, expect=204)
     (event,) = await _audit(admin, a, "kill_switch.clear")
