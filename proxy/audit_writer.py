@@ -22,9 +22,29 @@ log = logging.getLogger("casemate.audit")
 class AuditStore(Protocol):
     async def write_audit_events(self, events: list[dict[str, Any]]) -> None: ...
     async def write_gateway_requests(self, rows: list[dict[str, Any]]) -> None: ...
+    async def record_key_usage(self, rows: list[tuple[str, float, int, int, float]]) -> None: ...
 
 
 TokenSink = Callable[[Sequence[str], int], Awaitable[None]]
+
+
+def _key_usage(rows: list[dict[str, Any]]) -> list[tuple[str, float, int, int, float]]:
+    """Per-key increments (key_id, last_used_at, requests, tokens, cost) for the batch."""
+    acc: dict[str, list[Any]] = {}
+    for r in rows:
+        kid = r.get("key_id")
+        if not kid:
+            continue
+        tokens = int(r.get("prompt_tokens") or 0) + int(r.get("completion_tokens") or 0)
+        cur = acc.get(kid)
+        if cur is None:
+            acc[kid] = [r.get("ts") or 0.0, 1, tokens, float(r.get("cost_usd") or 0.0)]
+        else:
+            cur[0] = max(cur[0], r.get("ts") or 0.0)
+            cur[1] += 1
+            cur[2] += tokens
+            cur[3] += float(r.get("cost_usd") or 0.0)
+    return [(kid, v[0], v[1], v[2], v[3]) for kid, v in acc.items()]
 
 
 class AuditWriter:
@@ -125,6 +145,9 @@ class AuditWriter:
             rows = [r for _, r in batch if r]
             if rows:
                 await self._store.write_gateway_requests(rows)
+                usage = _key_usage(rows)
+                if usage:
+                    await self._store.record_key_usage(usage)
         except Exception as exc:  # noqa: BLE001 - any store failure spills to the journal
             log.warning("audit store write failed (%s); spilling %d events to the journal",
                         exc.__class__.__name__, len(batch))
