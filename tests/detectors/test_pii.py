@@ -113,3 +113,16 @@ def test_results_equal_presidio_on_adversarial_layouts(engine) -> None:
         ours = {(f.entity_type, f.start, f.end) for f in detector.scan(text)}
         theirs = {(r.entity_type, r.start, r.end) for r in engine.analyze(text, language="en", entities=list(DEFAULT_ENTITIES), score_threshold=0.0)}
         assert ours == theirs, text
+
+
+def test_ner_tier_is_opt_in_and_reports_its_availability() -> None:
+    import spacy.util
+
+    installed = any(spacy.util.is_package(m) for m in ("en_core_web_lg", "en_core_web_md", "en_core_web_sm"))
+    assert PiiDetector().ner_available is False
+    assert PiiDetector(entities=["PERSON", "EMAIL_ADDRESS"], ner=True).ner_available is installed
+
+
+def test_ner_entities_are_refused_without_the_ner_tier() -> None:
+    with pytest.raises(ValueError):
+        PiiDetector(entities=["PERSON"])
