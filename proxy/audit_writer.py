@@ -66,6 +66,7 @@ class AuditWriter:
         self._closing = False
         self.spilled = 0
         self.written = 0
+        self.dead_lettered = 0
 
     # -- hot path --------------------------------------------------------------------------
     def submit(self, event: dict[str, Any] | None, row: dict[str, Any], usage: tuple[tuple[str, ...], int]) -> None:
@@ -137,23 +138,65 @@ class AuditWriter:
             except Exception:  # noqa: BLE001 - accounting is best effort
                 log.warning("token accounting failed")
 
+    async def _write_batch(self, batch: list[tuple[dict[str, Any] | None, dict[str, Any]]]) -> None:
+        events = [e for e, _ in batch if e]
+        if events:
+            await self._store.write_audit_events(events)
+        rows = [r for _, r in batch if r]
+        if rows:
+            await self._store.write_gateway_requests(rows)
+
     async def _write(self, batch: list[tuple[dict[str, Any] | None, dict[str, Any]]]) -> bool:
         try:
-            events = [e for e, _ in batch if e]
-            if events:
-                await self._store.write_audit_events(events)
-            rows = [r for _, r in batch if r]
-            if rows:
-                await self._store.write_gateway_requests(rows)
-                usage = _key_usage(rows)
-                if usage:
-                    await self._store.record_key_usage(usage)
+            await self._write_batch(batch)
         except Exception as exc:  # noqa: BLE001 - any store failure spills to the journal
-            log.warning("audit store write failed (%s); spilling %d events to the journal",
-                        exc.__class__.__name__, len(batch))
-            return False
+            if not await self._store_answers():
+                log.warning("audit store unavailable (%s); spilling %d events to the journal",
+                            exc.__class__.__name__, len(batch))
+                return False
+            # The store answers: write one by one. If every record fails the problem is systemic
+            # (schema, permissions): keep them all in the journal. Otherwise the failing records
+            # are bad in themselves: set them aside (dead-letter file + metric) so they never block
+            # the journal, and keep the good ones.
+            failed: list[tuple[tuple[dict[str, Any] | None, dict[str, Any]], Exception]] = []
+            for item in batch:
+                try:
+                    await self._write_batch([item])
+                except Exception as one_exc:  # noqa: BLE001
+                    failed.append((item, one_exc))
+            if len(failed) == len(batch):
+                log.warning("audit store refuses every record (%s); spilling %d events to the journal",
+                            exc.__class__.__name__, len(batch))
+                return False
+            for item, one_exc in failed:
+                self._dead_letter(item, one_exc)
         self.written += len(batch)
+        usage = _key_usage([r for _, r in batch if r])
+        if usage:
+            try:          # counters are best effort: a failure here must not replay (and double) the batch
+                await self._store.record_key_usage(usage)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("key usage update failed (%s)", exc.__class__.__name__)
         return True
+
+    async def _store_answers(self) -> bool:
+        try:
+            await self._store.ping()
+            return True
+        except Exception:  # noqa: BLE001
+            return False
+
+    def _dead_letter(self, item: tuple[dict[str, Any] | None, dict[str, Any]], exc: Exception) -> None:
+        path = self._journal.with_name("audit-deadletter.jsonl")
+        with open(path, "ab") as fh:
+            fh.write(orjson.dumps({"event": item[0], "row": item[1], "error": f"{exc.__class__.__name__}: {exc}"[:500]},
+                                  default=str) + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.dead_lettered += 1
+        log.error("audit record refused by the store (%s); kept in %s", exc.__class__.__name__, path.name)
+        if self._metrics is not None:
+            self._metrics.audit_spilled(1, "dead_letter")
 
     def _spill(self, batch: list[tuple[dict[str, Any] | None, dict[str, Any]]], reason: str) -> None:
         with open(self._journal, "ab") as fh:

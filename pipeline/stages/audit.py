@@ -45,11 +45,11 @@ class AuditStage:
         # trail), so the common path costs one row.
         event = None if err is None else {
             "id": uuid7_str(), "tenant_id": tenant_id, "ts": rfc3339(ctx.ts),
-            "actor": {"type": p.kind if p else "anonymous", "id": p.subject if p else None,
-                      "key_prefix": p.key_prefix if p else None, "ip": ctx.remote},
+            "actor": f"{p.kind}:{p.subject}" if p else "anonymous", "request_id": ctx.request_id,
             "action": action, "resource_type": "gateway_request", "resource_id": ctx.request_id,
             "outcome": ctx.outcome,
-            "details": {"route": ctx.route, "model": ctx.model, "provider": ctx.provider, "status": ctx.status,
+            "details": {"key_prefix": p.key_prefix if p else None, "ip": ctx.remote,
+                        "route": ctx.route, "model": ctx.model, "provider": ctx.provider, "status": ctx.status,
                         "error_code": err.error_code if err else None, "reason": err.reason if err else None,
                         "stream": ctx.stream, "cache_hit": ctx.cache_hit, "security": sec,
                         "policy": ctx.policy.name if ctx.policy else None},
