@@ -151,8 +151,8 @@ class OutputSession:
         self._prompt_shingles = _shingle_hashes(words, self._n) if self._n >= 4 else set()
         self._prompt_words = frozenset(words) if self._prompt_shingles else frozenset()
         self._need = min(scanner.leak_shingles, len(self._prompt_shingles))
-        # The current run of output words that all occur in the prompt: (word, start, end).
-        self._window: deque[tuple[str, int, int]] = deque(maxlen=max(self._n, 1))
+        # The last words of the current run of output words that all occur in the prompt.
+        self._window: deque[str] = deque(maxlen=max(self._n, 1))
         self._partial = ""  # an unfinished word at the end of the last chunk
         self._partial_start = 0
         self._leak_hits = 0
@@ -238,8 +238,7 @@ class OutputSession:
         if self._hits:
             self._note_hits(found)
         if self._prompt_shingles and self._partial:
-            if self._partial in self._prompt_words:
-                self._word_done(self._partial, self._partial_start, found)
+            self._consume([self._partial], self._partial, self._partial_start, found)
             self._partial = ""
         self._settle(found, final=True)
         return found
@@ -302,36 +301,48 @@ class OutputSession:
 
     # -- system-prompt leakage ----------------------------------------------------------
     def _feed_words(self, delta: str, offset: int, found: list[OutputFinding]) -> None:
-        text = (self._partial + delta).lower()
+        text = self._partial + delta if self._partial else delta
         base = self._partial_start if self._partial else offset
-        n = len(text)
-        prompt_words = self._prompt_words
-        window = self._window
+        words = _WORD.findall(text)
         self._partial = ""
-        for m in _WORD.finditer(text):
-            word = m.group()
-            if m.end() == n:  # may continue in the next chunk
-                self._partial = word
-                self._partial_start = base + m.start()
-                break
+        if words and text[-1].isalnum():  # the last word may continue in the next chunk
+            last = words.pop()
+            self._partial = last
+            self._partial_start = base + len(text) - len(last)
+        self._consume(words, text, base, found)
+
+    def _consume(self, words: list[str], text: str, base: int, found: list[OutputFinding]) -> None:
+        """Advance the run of prompt words; ``words`` are the complete words of ``text`` (at ``base``)."""
+        prompt_words = self._prompt_words
+        shingles = self._prompt_shingles
+        window = self._window
+        n = self._n
+        for i, word in enumerate(words):
+            word = word.lower()
             if word in prompt_words:
-                self._word_done(word, base + m.start(), found)
+                window.append(word)
+                if len(window) == n and hash(tuple(window)) in shingles:
+                    self._shingle_hit(text, base, i, found)
             elif window:
                 window.clear()
 
-    def _word_done(self, word: str, start: int, found: list[OutputFinding]) -> None:
-        window = self._window
-        window.append((word, start, start + len(word)))
-        if len(window) < self._n:
-            return
-        if hash(tuple(w for w, _, _ in window)) not in self._prompt_shingles:
-            return
+    def _shingle_hit(self, text: str, base: int, i: int, found: list[OutputFinding]) -> None:
+        """Word ``i`` of ``text`` completed a prompt shingle: offsets are computed only now."""
+        spans = [m.span() for m in _WORD.finditer(text)]
+        end = base + spans[i][1]
         self._leak_hits += 1
-        span_start, span_end = window[0][1], window[-1][2]
         if self._leak_span is None:
-            self._leak_span = (span_start, span_end)
+            back = self._n - 1
+            if i >= back:
+                start = base + spans[i - back][0]
+            else:  # the shingle began in earlier chunks
+                lo = max(self._tail_start, base - 4096)
+                before = [m.start() for m in _WORD.finditer(self._text(lo, base))]
+                need = back - i
+                start = lo + before[-need] if len(before) >= need else lo
+            self._leak_span = (start, end)
         else:
-            self._leak_span = (self._leak_span[0], span_end)
+            self._leak_span = (self._leak_span[0], end)
         if not self._leak_reported and self._leak_hits >= self._need:
             self._leak_reported = True
             self._report(found, "system_prompt_leak", "verbatim", *self._leak_span)
