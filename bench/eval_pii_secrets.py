@@ -24,12 +24,12 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
+from tqdm import tqdm  # type: ignore[import-untyped]
 
 from detectors.pii import DEFAULT_ENTITIES, PiiDetector, presidio_engine
 from detectors.secrets import SecretsDetector
 
-__all__ = ["evaluate_pii", "evaluate_secrets", "DATASET_TO_PRESIDIO", "NER_ONLY_TYPES"]
+__all__ = ["DATASET_TO_PRESIDIO", "NER_ONLY_TYPES", "evaluate_pii", "evaluate_secrets"]
 
 #: Dataset (presidio-research) type -> the Presidio pattern entity that covers it.
 DATASET_TO_PRESIDIO: dict[str, str] = {
@@ -45,10 +45,25 @@ DATASET_TO_PRESIDIO: dict[str, str] = {
 }
 #: Dataset types that need a named-entity model (none is installed): reported with recall 0.
 NER_ONLY_TYPES = frozenset(
-    {"PERSON", "ADDRESS", "STREET_ADDRESS", "LOCATION", "GPE", "ORGANIZATION", "TITLE", "AGE", "NRP", "ZIP_CODE", "PREFIX"}
+    {
+        "PERSON",
+        "ADDRESS",
+        "STREET_ADDRESS",
+        "LOCATION",
+        "GPE",
+        "ORGANIZATION",
+        "TITLE",
+        "AGE",
+        "NRP",
+        "ZIP_CODE",
+        "PREFIX",
+    }
 )
 _PII_FILES = ("pii_presidio_synth_v2.jsonl", "pii_presidio_generated_large.jsonl")
-_CLEAN_FILES = (("benign_self_instruct.jsonl", None), ("benign_awesome_chatgpt_prompts.jsonl", 400))
+_CLEAN_FILES = (
+    ("benign_self_instruct.jsonl", None),
+    ("benign_awesome_chatgpt_prompts.jsonl", 400),
+)
 _SECRETS_GLOB = "secrets_*.jsonl"
 
 Span = tuple[int, int, str]
@@ -63,17 +78,27 @@ def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
     return a[0] < b[1] and b[0] < a[1]
 
 
-def _prf(tp_gold: int, support: int, tp_pred: int, predicted: int) -> dict[str, float | int]:
+def _prf(
+    tp_gold: int, support: int, tp_pred: int, predicted: int
+) -> dict[str, float | int]:
     recall = tp_gold / support if support else float("nan")
     precision = tp_pred / predicted if predicted else float("nan")
     if support and predicted and precision + recall > 0:
         f1 = 2 * precision * recall / (precision + recall)
     else:
         f1 = float("nan")
-    return {"precision": precision, "recall": recall, "f1": f1, "support": support, "predicted": predicted}
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "support": support,
+        "predicted": predicted,
+    }
 
 
-def _score_by_type(gold: Sequence[list[Span]], predicted: Sequence[list[Span]]) -> dict[str, dict[str, Any]]:
+def _score_by_type(
+    gold: Sequence[list[Span]], predicted: Sequence[list[Span]]
+) -> dict[str, dict[str, Any]]:
     """Span-overlap precision/recall per dataset type (predictions are mapped back to dataset types)."""
     presidio_to_dataset: dict[str, list[str]] = defaultdict(list)
     for d, p in DATASET_TO_PRESIDIO.items():
@@ -86,20 +111,27 @@ def _score_by_type(gold: Sequence[list[Span]], predicted: Sequence[list[Span]]) 
         for gs, ge, gt in g_spans:
             support[gt] += 1
             want = DATASET_TO_PRESIDIO.get(gt)
-            if want and any(pt == want and _overlaps((gs, ge), (ps, pe)) for ps, pe, pt in p_spans):
+            if want and any(
+                pt == want and _overlaps((gs, ge), (ps, pe)) for ps, pe, pt in p_spans
+            ):
                 tp_gold[gt] += 1
         for ps, pe, pt in p_spans:
             key = presidio_to_dataset.get(pt, [pt])[0]
             n_pred[key] += 1
             accepted = presidio_to_dataset.get(pt, [])
-            if any(gt in accepted and _overlaps((gs, ge), (ps, pe)) for gs, ge, gt in g_spans):
+            if any(
+                gt in accepted and _overlaps((gs, ge), (ps, pe))
+                for gs, ge, gt in g_spans
+            ):
                 tp_pred[key] += 1
     out: dict[str, dict[str, Any]] = {}
     for t in sorted(set(support) | set(n_pred)):
         row: dict[str, Any] = _prf(tp_gold[t], support[t], tp_pred[t], n_pred[t])
         row["needs_ner"] = t in NER_ONLY_TYPES
         if t not in DATASET_TO_PRESIDIO and t not in NER_ONLY_TYPES and support[t] == 0:
-            row["note"] = "Presidio type with no dataset label (every prediction counts as a false positive)"
+            row["note"] = (
+                "Presidio type with no dataset label (every prediction counts as a false positive)"
+            )
         out[t] = row
     return out
 
@@ -136,16 +168,26 @@ def evaluate_pii(eval_dir: Path, progress: bool) -> dict[str, Any]:
         return [(f.start, f.end, f.entity_type) for f in detector.scan(text)]
 
     def theirs(text: str) -> list[Span]:
-        found = engine.analyze(text, language="en", entities=entities, score_threshold=threshold)
+        found = engine.analyze(
+            text, language="en", entities=entities, score_threshold=threshold
+        )
         return [(r.start, r.end, r.entity_type) for r in found]
 
-    theirs(texts[0])  # warm Presidio's lazily loaded state as the detector did in its constructor
-    bar = (lambda it, desc: tqdm(it, desc=desc, unit="text", leave=False)) if progress else (lambda it, desc: it)
+    theirs(
+        texts[0]
+    )  # warm Presidio's lazily loaded state as the detector did in its constructor
+    bar = (
+        (lambda it, desc: tqdm(it, desc=desc, unit="text", leave=False))
+        if progress
+        else (lambda it, desc: it)
+    )
     our_spans, our_t = _timed(ours, bar(texts, "pii: ours"))
     ref_spans, ref_t = _timed(theirs, bar(texts, "pii: presidio"))
     # Clean-text cost: best of three passes (ours) and of two (Presidio): the machine is shared.
     our_clean_t = min(_timed(ours, bar(clean, "pii clean: ours"))[1] for _ in range(3))
-    ref_clean_t = min(_timed(theirs, bar(clean, "pii clean: presidio"))[1] for _ in range(2))
+    ref_clean_t = min(
+        _timed(theirs, bar(clean, "pii clean: presidio"))[1] for _ in range(2)
+    )
     identical = sum(sorted(a) == sorted(b) for a, b in zip(our_spans, ref_spans))
     clean_kb = _kb(clean)
     us_per_kb = our_clean_t * 1e6 / clean_kb
@@ -170,11 +212,17 @@ def evaluate_pii(eval_dir: Path, progress: bool) -> dict[str, Any]:
     }
 
 
-def evaluate_secrets(eval_dir: Path, benign_texts: list[str], progress: bool) -> dict[str, Any]:
+def evaluate_secrets(
+    eval_dir: Path, benign_texts: list[str], progress: bool
+) -> dict[str, Any]:
     """Recall on secrets, false-positive rates on near-misses and benign prompts, per file/type, µs/KB."""
     eval_dir = Path(eval_dir)
     detector = SecretsDetector()
-    bar = (lambda it, desc: tqdm(it, desc=desc, unit="text", leave=False)) if progress else (lambda it, desc: it)
+    bar = (
+        (lambda it, desc: tqdm(it, desc=desc, unit="text", leave=False))
+        if progress
+        else (lambda it, desc: it)
+    )
     by_file: dict[str, dict[str, Any]] = {}
     by_type_hits: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     n_secret = n_secret_hit = n_negative = n_negative_hit = 0
@@ -192,7 +240,10 @@ def evaluate_secrets(eval_dir: Path, benign_texts: list[str], progress: bool) ->
                 stats[1] += bool(found)
                 for s in r.get("spans") or ():
                     span_support += 1
-                    span_hit += any(_overlaps((s["start"], s["end"]), (f.start, f.end)) for f in found)
+                    span_hit += any(
+                        _overlaps((s["start"], s["end"]), (f.start, f.end))
+                        for f in found
+                    )
             elif r["label"] == "negative":
                 f_neg += 1
                 f_neg_hit += bool(found)
@@ -206,16 +257,25 @@ def evaluate_secrets(eval_dir: Path, benign_texts: list[str], progress: bool) ->
         n_secret_hit += f_hit
         n_negative += f_neg
         n_negative_hit += f_neg_hit
-    benign_flags, benign_t = _timed(lambda t: bool(detector.scan(t)), bar(benign_texts, "secrets: benign"))
-    benign_t = min(benign_t, *(_timed(detector.scan, benign_texts)[1] for _ in range(2)))  # best of three
+    benign_flags, benign_t = _timed(
+        lambda t: bool(detector.scan(t)), bar(benign_texts, "secrets: benign")
+    )
+    benign_t = min(
+        benign_t, *(_timed(detector.scan, benign_texts)[1] for _ in range(2))
+    )  # best of three
     us_per_kb = benign_t * 1e6 / _kb(benign_texts) if benign_texts else float("nan")
     return {
         "recall": n_secret_hit / n_secret if n_secret else float("nan"),
         "span_recall": span_hit / span_support if span_support else float("nan"),
         "fpr_negative": n_negative_hit / n_negative if n_negative else float("nan"),
-        "fpr_benign": sum(benign_flags) / len(benign_flags) if benign_flags else float("nan"),
+        "fpr_benign": sum(benign_flags) / len(benign_flags)
+        if benign_flags
+        else float("nan"),
         "by_file": by_file,
-        "by_type": {t: {"support": s, "recall": h / s} for t, (s, h) in sorted(by_type_hits.items())},
+        "by_type": {
+            t: {"support": s, "recall": h / s}
+            for t, (s, h) in sorted(by_type_hits.items())
+        },
         "us_per_kb": us_per_kb,
         "latency_us_per_kb": us_per_kb,
         "secrets": n_secret,

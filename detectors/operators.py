@@ -29,16 +29,18 @@ from typing import Protocol
 
 __all__ = [
     "OPERATORS",
+    "Applied",
     "Finding",
     "Replacement",
-    "Applied",
-    "TokenVault",
     "StreamRestorer",
+    "TokenVault",
     "apply",
     "resolve_overlaps",
 ]
 
-OPERATORS = frozenset({"redact", "mask", "hash", "placeholder", "tokenize", "block", "keep"})
+OPERATORS = frozenset(
+    {"redact", "mask", "hash", "placeholder", "tokenize", "block", "keep"}
+)
 _DEFAULT_OPERATOR = "redact"
 #: Shorter labels for tokens of a few long type names; others use the type itself.
 _TOKEN_LABELS = {"EMAIL_ADDRESS": "EMAIL", "CREDIT_CARD": "CARD", "IP_ADDRESS": "IP"}
@@ -84,7 +86,7 @@ class Applied:
 class TokenVault:
     """Per-request mapping between reversible tokens and the original values."""
 
-    __slots__ = ("_by_value", "_by_token", "_prefixes", "_counter", "max_token_len")
+    __slots__ = ("_by_token", "_by_value", "_counter", "_prefixes", "max_token_len")
 
     def __init__(self) -> None:
         self._by_value: dict[tuple[str, str], str] = {}
@@ -131,7 +133,7 @@ class StreamRestorer:
     so at most ``vault.max_token_len - 1`` characters wait for the next chunk.
     """
 
-    __slots__ = ("_vault", "_pending")
+    __slots__ = ("_pending", "_vault")
 
     def __init__(self, vault: TokenVault) -> None:
         self._vault = vault
@@ -232,7 +234,11 @@ def apply(
         parts.append(text[pos : f.start])
         out_len += f.start - pos
         parts.append(new)
-        replaced.append(Replacement(f.entity_type, op, f.start, f.end, out_len, out_len + len(new), new))
+        replaced.append(
+            Replacement(
+                f.entity_type, op, f.start, f.end, out_len, out_len + len(new), new
+            )
+        )
         out_len += len(new)
         pos = f.end
     if not replaced:

@@ -28,7 +28,13 @@ import hyperscan
 from .pii import PiiDetector
 from .secrets import SecretsDetector, _hyperscan_form
 
-__all__ = ["OutputFinding", "OutputScanner", "OutputSession", "CANARY_PATTERN", "STREAM_PII_TYPES"]
+__all__ = [
+    "CANARY_PATTERN",
+    "STREAM_PII_TYPES",
+    "OutputFinding",
+    "OutputScanner",
+    "OutputSession",
+]
 
 CANARY_PATTERN = r"cmcanary-[0-9a-f]{16}"
 _CANARY_LEN = len("cmcanary-") + 16
@@ -40,7 +46,10 @@ _PII_SHAPES: dict[str, tuple[str, int]] = {
     "CREDIT_CARD": (r"\d(?:[ \-]?\d){11}", 40),
     "IBAN_CODE": (r"[A-Za-z]{2}\d{2}[ \-]?[A-Za-z0-9]{4}", 12),
     "US_SSN": (r"\d{3}[\- .]\d{2}[\- .]\d{4}", 11),
-    "IP_ADDRESS": (r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d|[0-9A-Fa-f]{0,4}::?[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{0,4}", 40),
+    "IP_ADDRESS": (
+        r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d|[0-9A-Fa-f]{0,4}::?[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{0,4}",
+        40,
+    ),
     "URL": (r"(?:https?://|www\.)[A-Za-z0-9]", 8),
     "US_ITIN": (r"9\d{2}[\- ]?\d{2}[\- ]?\d{4}", 11),
     "CRYPTO": (r"(?:bc1|[13])[A-Za-z0-9]{25}", 28),
@@ -48,7 +57,14 @@ _PII_SHAPES: dict[str, tuple[str, int]] = {
     "UK_NHS": (r"\d{3}[\- ]?\d{3}[\- ]?\d{4}", 12),
 }
 #: PII types scanned in responses unless told otherwise.
-STREAM_PII_TYPES: tuple[str, ...] = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS")
+STREAM_PII_TYPES: tuple[str, ...] = (
+    "EMAIL_ADDRESS",
+    "PHONE_NUMBER",
+    "CREDIT_CARD",
+    "IBAN_CODE",
+    "US_SSN",
+    "IP_ADDRESS",
+)
 
 _KIND_PII, _KIND_SECRET, _KIND_CANARY = 0, 1, 2
 _WORD = re.compile(r"[^\W_]+")
@@ -90,7 +106,9 @@ class OutputScanner:
         self.tail_chars = tail_chars
         self.settle_chars = settle_chars
         self.leak_shingles = leak_shingles
-        self.pii = pii_detector or (PiiDetector(entities=self.pii_types) if self.pii_types else None)
+        self.pii = pii_detector or (
+            PiiDetector(entities=self.pii_types) if self.pii_types else None
+        )
         self.secrets = (secrets_detector or SecretsDetector()) if secrets else None
         patterns: list[bytes] = []
         flags: list[int] = []
@@ -104,20 +122,32 @@ class OutputScanner:
         if self.secrets is not None:
             for rule in self.secrets.rules:
                 patterns.append(_hyperscan_form(rule.pattern).encode())
-                flags.append(hyperscan.HS_FLAG_PREFILTER | (hyperscan.HS_FLAG_CASELESS if rule.caseless else 0))
+                flags.append(
+                    hyperscan.HS_FLAG_PREFILTER
+                    | (hyperscan.HS_FLAG_CASELESS if rule.caseless else 0)
+                )
                 # A prefilter match says "this rule matched by here"; the secret can start far back.
                 self._meta.append((_KIND_SECRET, 512))
         patterns.append(CANARY_PATTERN.encode())
         flags.append(0)
         self._meta.append((_KIND_CANARY, _CANARY_LEN))
         self._db = hyperscan.Database(mode=hyperscan.HS_MODE_STREAM)
-        self._db.compile(expressions=patterns, ids=list(range(len(patterns))), elements=len(patterns), flags=flags)
+        self._db.compile(
+            expressions=patterns,
+            ids=list(range(len(patterns))),
+            elements=len(patterns),
+            flags=flags,
+        )
 
-    def open(self, system_prompt: str | None = None, canary: str | None = None) -> OutputSession:
+    def open(
+        self, system_prompt: str | None = None, canary: str | None = None
+    ) -> OutputSession:
         """A new session for one response."""
         return OutputSession(self, system_prompt, canary)
 
-    def scan_text(self, text: str, system_prompt: str | None = None, canary: str | None = None) -> list[OutputFinding]:
+    def scan_text(
+        self, text: str, system_prompt: str | None = None, canary: str | None = None
+    ) -> list[OutputFinding]:
         """Scan a complete (non-streamed) response."""
         session = self.open(system_prompt, canary)
         return session.feed(text) + session.close()
@@ -126,15 +156,23 @@ class OutputScanner:
 class OutputSession:
     """Incremental scanner for one response; not thread-safe."""
 
-    def __init__(self, scanner: OutputScanner, system_prompt: str | None, canary: str | None) -> None:
+    def __init__(
+        self, scanner: OutputScanner, system_prompt: str | None, canary: str | None
+    ) -> None:
         self._sc = scanner
         self._canary = canary
-        self._parts: deque[tuple[int, str]] = deque()  # recent chunks: (character offset, text)
+        self._parts: deque[tuple[int, str]] = (
+            deque()
+        )  # recent chunks: (character offset, text)
         self._tail_start = 0  # character offset of the oldest chunk kept
         self._chars = 0  # characters seen
         self._bytes = 0  # UTF-8 bytes seen
-        self._byte_marks: deque[tuple[int, int]] = deque()  # (byte offset, char offset) of recent chunk starts
-        self._pending: dict[int, list[int]] = {}  # kind -> [start, end] of the unsettled candidate region
+        self._byte_marks: deque[tuple[int, int]] = (
+            deque()
+        )  # (byte offset, char offset) of recent chunk starts
+        self._pending: dict[
+            int, list[int]
+        ] = {}  # kind -> [start, end] of the unsettled candidate region
         self._reported: set[tuple[str, str, int, int]] = set()
         self._hits: list[tuple[int, int]] = []
         self._closed = False
@@ -148,7 +186,9 @@ class OutputSession:
         # System-prompt shingles.
         words = [w.lower() for w in _WORD.findall(system_prompt or "")]
         self._n = min(_SHINGLE, len(words))
-        self._prompt_shingles = _shingle_hashes(words, self._n) if self._n >= 4 else set()
+        self._prompt_shingles = (
+            _shingle_hashes(words, self._n) if self._n >= 4 else set()
+        )
         self._prompt_words = frozenset(words) if self._prompt_shingles else frozenset()
         self._need = min(scanner.leak_shingles, len(self._prompt_shingles))
         # The last words of the current run of output words that all occur in the prompt.
@@ -160,7 +200,9 @@ class OutputSession:
         self._leak_reported = False
 
     # -- Hyperscan --------------------------------------------------------------------
-    def _on_match(self, pid: int, start: int, end: int, flags: int, ctx: object) -> None:
+    def _on_match(
+        self, pid: int, start: int, end: int, flags: int, ctx: object
+    ) -> None:
         self._hits.append((pid, end))
 
     def _char_at(self, byte_off: int) -> int:
@@ -176,7 +218,9 @@ class OutputSession:
         # Decode from the chunk start that precedes byte_off.
         if c0 < self._tail_start:
             return c0
-        segment = self._text(c0, self._chars).encode("utf-8", "replace")[: byte_off - b0]
+        segment = self._text(c0, self._chars).encode("utf-8", "replace")[
+            : byte_off - b0
+        ]
         return c0 + len(segment.decode("utf-8", "ignore"))
 
     def _text(self, lo: int, hi: int) -> str:
@@ -275,14 +319,28 @@ class OutputSession:
             text = self._text(wlo, whi)
             if kind == _KIND_PII and self._sc.pii is not None:
                 for f in self._sc.pii.scan(text):
-                    if wlo + f.end > lo and wlo + f.start < hi and (final or wlo + f.end < whi):
-                        self._report(found, "pii", f.entity_type, wlo + f.start, wlo + f.end)
+                    if (
+                        wlo + f.end > lo
+                        and wlo + f.start < hi
+                        and (final or wlo + f.end < whi)
+                    ):
+                        self._report(
+                            found, "pii", f.entity_type, wlo + f.start, wlo + f.end
+                        )
             elif kind == _KIND_SECRET and self._sc.secrets is not None:
                 for s in self._sc.secrets.scan(text):
-                    if wlo + s.end > lo and wlo + s.start < hi and (final or wlo + s.end < whi):
-                        self._report(found, "secret", s.secret_type, wlo + s.start, wlo + s.end)
+                    if (
+                        wlo + s.end > lo
+                        and wlo + s.start < hi
+                        and (final or wlo + s.end < whi)
+                    ):
+                        self._report(
+                            found, "secret", s.secret_type, wlo + s.start, wlo + s.end
+                        )
 
-    def _report(self, found: list[OutputFinding], kind: str, type_: str, start: int, end: int) -> None:
+    def _report(
+        self, found: list[OutputFinding], kind: str, type_: str, start: int, end: int
+    ) -> None:
         key = (kind, type_, start, end)
         if key not in self._reported:
             self._reported.add(key)
@@ -311,7 +369,9 @@ class OutputSession:
             self._partial_start = base + len(text) - len(last)
         self._consume(words, text, base, found)
 
-    def _consume(self, words: list[str], text: str, base: int, found: list[OutputFinding]) -> None:
+    def _consume(
+        self, words: list[str], text: str, base: int, found: list[OutputFinding]
+    ) -> None:
         """Advance the run of prompt words; ``words`` are the complete words of ``text`` (at ``base``)."""
         prompt_words = self._prompt_words
         shingles = self._prompt_shingles
@@ -326,7 +386,9 @@ class OutputSession:
             elif window:
                 window.clear()
 
-    def _shingle_hit(self, text: str, base: int, i: int, found: list[OutputFinding]) -> None:
+    def _shingle_hit(
+        self, text: str, base: int, i: int, found: list[OutputFinding]
+    ) -> None:
         """Word ``i`` of ``text`` completed a prompt shingle: offsets are computed only now."""
         spans = [m.span() for m in _WORD.finditer(text)]
         end = base + spans[i][1]

@@ -26,28 +26,34 @@ import os
 # suffix list: an empty URL list makes it use the snapshot bundled in the wheel.
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
-import bisect  # noqa: E402
-import functools  # noqa: E402
-import logging  # noqa: E402
-import re  # noqa: E402
-from collections.abc import Iterable, Sequence  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
+import bisect
+import functools
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
-import hyperscan  # noqa: E402
-import numpy as np  # noqa: E402
-import phonenumbers  # noqa: E402
-import phonenumbers.phonenumbermatcher  # noqa: E402
-from presidio_analyzer import AnalyzerEngine, EntityRecognizer, PatternRecognizer, RecognizerResult  # noqa: E402
-from presidio_analyzer.nlp_engine import NlpArtifacts, NoOpNlpEngine  # noqa: E402
+import hyperscan
+import numpy as np
+import phonenumbers
+import phonenumbers.phonenumbermatcher
+from presidio_analyzer import (
+    AnalyzerEngine,
+    EntityRecognizer,
+    Pattern,
+    PatternRecognizer,
+    RecognizerResult,
+)
+from presidio_analyzer.nlp_engine import NlpArtifacts, NoOpNlpEngine
 
-from . import _hs  # noqa: E402
+from . import _hs
 
 __all__ = [
-    "PiiFinding",
-    "PiiDetector",
     "DEFAULT_ENTITIES",
-    "PATTERN_ENTITIES",
     "DEFAULT_SCORE_THRESHOLD",
+    "PATTERN_ENTITIES",
+    "PiiDetector",
+    "PiiFinding",
     "presidio_engine",
 ]
 
@@ -55,12 +61,28 @@ logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
 
 #: Every entity Presidio detects without NER.
 PATTERN_ENTITIES: tuple[str, ...] = (
-    "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS", "URL",
-    "CRYPTO", "MAC_ADDRESS", "US_BANK_NUMBER", "US_DRIVER_LICENSE", "US_PASSPORT", "US_ITIN",
-    "UK_NHS", "DATE_TIME", "MEDICAL_LICENSE", "UUID",
+    "EMAIL_ADDRESS",
+    "PHONE_NUMBER",
+    "CREDIT_CARD",
+    "IBAN_CODE",
+    "US_SSN",
+    "IP_ADDRESS",
+    "URL",
+    "CRYPTO",
+    "MAC_ADDRESS",
+    "US_BANK_NUMBER",
+    "US_DRIVER_LICENSE",
+    "US_PASSPORT",
+    "US_ITIN",
+    "UK_NHS",
+    "DATE_TIME",
+    "MEDICAL_LICENSE",
+    "UUID",
 )
 #: Entities scanned when the caller names none.
-DEFAULT_ENTITIES: tuple[str, ...] = tuple(e for e in PATTERN_ENTITIES if e not in ("UUID", "MEDICAL_LICENSE"))
+DEFAULT_ENTITIES: tuple[str, ...] = tuple(
+    e for e in PATTERN_ENTITIES if e not in ("UUID", "MEDICAL_LICENSE")
+)
 NER_ENTITIES: tuple[str, ...] = ("PERSON", "LOCATION", "ORGANIZATION", "NRP")
 #: Presidio's pattern scores before context: 0.4 keeps phone numbers (0.4), dates,
 #: IPs, URLs, e-mails and every checksum-validated match, drops the "weak" guesses.
@@ -73,7 +95,9 @@ _SEP = "[^0-9a-wyz]{0,4}"
 # libphonenumber's own separator class between digit blocks of a candidate (at most four
 # of them); a comma or a newline never sits inside a phone number's digits.
 _PHONE_SEP: str = getattr(phonenumbers.phonenumbermatcher, "_PUNCTUATION", _SEP)
-_PHONE_PATTERN = getattr(getattr(phonenumbers.phonenumbermatcher, "_PATTERN", None), "pattern", "\\s")
+_PHONE_PATTERN = getattr(
+    getattr(phonenumbers.phonenumbermatcher, "_PATTERN", None), "pattern", "\\s"
+)
 # "." only occurs inside character classes of that pattern, so no "\n" can be matched.
 _PHONE_ONE_LINE = not any(t in _PHONE_PATTERN for t in ("\n", "\r", "\\s", "\\n"))
 
@@ -83,8 +107,12 @@ class _Family:
     """Anchor patterns (caseless) and how far a match may reach around an anchor's end."""
 
     patterns: tuple[str, ...]
-    back: int  # longest anchor: the match starts at most this far before the anchor's end
-    forward: int = 0  # how far a match may continue past the anchor's end across safe boundaries
+    back: (
+        int  # longest anchor: the match starts at most this far before the anchor's end
+    )
+    forward: int = (
+        0  # how far a match may continue past the anchor's end across safe boundaries
+    )
     # The family's recognizers never match whitespace (and look at most one character
     # around a match), so the whitespace-delimited token around an anchor is a safe window.
     in_token: bool = False
@@ -98,19 +126,37 @@ class _Family:
 _FAMILIES: dict[str, _Family] = {
     "email": _Family((r"@",), 1, in_token=True),
     "url": _Family((r"\.[a-z]{2}",), 3, in_token=True),
-    "digits": _Family((rf"\d{_SEP}\d{_SEP}\d", rf"(?:{_MONTHS})-\d", rf"\d-(?:{_MONTHS})"), 11, one_line=True),
+    "digits": _Family(
+        (rf"\d{_SEP}\d{_SEP}\d", rf"(?:{_MONTHS})-\d", rf"\d-(?:{_MONTHS})"),
+        11,
+        one_line=True,
+    ),
     # Phone: five digits, or one of the few valid four-digit numbers (added per detector,
     # see _short_phone_numbers); "phone4" (any four digits) stands in for non-ASCII text,
     # whose digits (Arabic-Indic, full-width, ...) libphonenumber also reads.
-    "phone": _Family((rf"\d{_PHONE_SEP}\d{_PHONE_SEP}\d{_PHONE_SEP}\d{_PHONE_SEP}\d",), 21, one_line=_PHONE_ONE_LINE),
-    "phone4": _Family((rf"\d{_PHONE_SEP}\d{_PHONE_SEP}\d{_PHONE_SEP}\d",), 16, one_line=_PHONE_ONE_LINE),
+    "phone": _Family(
+        (rf"\d{_PHONE_SEP}\d{_PHONE_SEP}\d{_PHONE_SEP}\d{_PHONE_SEP}\d",),
+        21,
+        one_line=_PHONE_ONE_LINE,
+    ),
+    "phone4": _Family(
+        (rf"\d{_PHONE_SEP}\d{_PHONE_SEP}\d{_PHONE_SEP}\d",),
+        16,
+        one_line=_PHONE_ONE_LINE,
+    ),
     "alnum": _Family((r"[a-z]\d", r"\d[a-z]"), 2),
     # IBAN groups after the first may be letters only, so the match can run on past
     # digit-free tokens: at most 34 characters plus 8 separators.
     "iban": _Family((r"[a-z]{2}\d{2}",), 4, 48),
     "crypto": _Family((r"(?:bc1|[13])[a-z0-9]{25}",), 28, in_token=True),
     "hexsep": _Family(
-        (r"[0-9a-f]{2}[:\-][0-9a-f]{2}[:\-]", r"[0-9a-f]{4}\.[0-9a-f]{4}", r"[0-9a-f]{8}-[0-9a-f]{4}"), 13, in_token=True
+        (
+            r"[0-9a-f]{2}[:\-][0-9a-f]{2}[:\-]",
+            r"[0-9a-f]{4}\.[0-9a-f]{4}",
+            r"[0-9a-f]{8}-[0-9a-f]{4}",
+        ),
+        13,
+        in_token=True,
     ),
     "ipv6": _Family((r"::", r"[0-9a-f]:[0-9a-f]{1,4}:"), 7),
 }
@@ -160,7 +206,9 @@ class PiiFinding:
 
 def presidio_engine() -> AnalyzerEngine:
     """Plain Presidio ``AnalyzerEngine`` on the NoOp NLP engine (the reference we must equal)."""
-    return AnalyzerEngine(nlp_engine=NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "noop"}]))
+    return AnalyzerEngine(
+        nlp_engine=NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "noop"}])
+    )
 
 
 @functools.cache
@@ -175,13 +223,18 @@ def _max_score(recognizer: EntityRecognizer) -> float:
         return 1.0
     if type(recognizer).validate_result is not PatternRecognizer.validate_result:
         return 1.0  # a checksum may lift a weak pattern to the maximum score
-    return max((p.score for p in recognizer.patterns), default=0.0)
+    patterns: list[Pattern] = getattr(recognizer, "patterns", [])
+    return max((p.score for p in patterns), default=0.0)
 
 
 def _right_token_ok(text: str, ws_end: int) -> bool:
     """The token after a boundary whitespace run, read in the full text, holds no digit."""
     m = _TOKEN.match(text, ws_end)
-    return m is not None and _DIGIT.search(m.group()) is None and _LETTER.search(m.group()) is not None
+    return (
+        m is not None
+        and _DIGIT.search(m.group()) is None
+        and _LETTER.search(m.group()) is not None
+    )
 
 
 def _token_left(text: str, pos: int) -> int:
@@ -209,7 +262,9 @@ def _snap_left(text: str, pos: int) -> int:
     while True:
         lo = max(0, hi - span)
         last = -1
-        for m in _BOUNDARY.finditer(text, lo, hi):  # look-behind sees text before ``lo``
+        for m in _BOUNDARY.finditer(
+            text, lo, hi
+        ):  # look-behind sees text before ``lo``
             if _right_token_ok(text, m.end(1)):
                 last = m.start(1)
         if last >= 0:
@@ -219,7 +274,9 @@ def _snap_left(text: str, pos: int) -> int:
         if span < _SNAP_CHUNK:
             span *= 2  # widen first: most boundaries are close
         else:
-            hi = lo + 64  # then slide left, overlapping so a token pair cut at ``lo`` is seen whole
+            hi = (
+                lo + 64
+            )  # then slide left, overlapping so a token pair cut at ``lo`` is seen whole
 
 
 def _snap_right(text: str, pos: int) -> int:
@@ -231,7 +288,9 @@ def _snap_right(text: str, pos: int) -> int:
         for m in _BOUNDARY.finditer(text, lo, hi):
             if _right_token_ok(text, m.end(1)):
                 return m.end(1)
-        lo = max(lo + 1, hi - 64)  # re-scan a little so a boundary cut by ``hi`` is not lost
+        lo = max(
+            lo + 1, hi - 64
+        )  # re-scan a little so a boundary cut by ``hi`` is not lost
         if hi == n:
             break
     return n
@@ -247,8 +306,13 @@ def _short_phone_numbers(regions: tuple[str, ...]) -> tuple[str, ...]:
     """
     found: set[str] = set()
     for region in regions:
-        desc = phonenumbers.PhoneMetadata.metadata_for_region(region).general_desc
-        lengths = set(desc.possible_length) | set(desc.possible_length_local_only or ())
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        desc = metadata.general_desc if metadata is not None else None
+        if desc is None:
+            continue
+        lengths = set(desc.possible_length or ()) | set(
+            desc.possible_length_local_only or ()
+        )
         if min(lengths, default=99) > 4:
             continue
         for i in range(10_000):
@@ -305,18 +369,30 @@ class PiiDetector:
         *,
         ner: bool = False,
     ) -> None:
-        self.entities: tuple[str, ...] = tuple(entities) if entities is not None else DEFAULT_ENTITIES
+        self.entities: tuple[str, ...] = (
+            tuple(entities) if entities is not None else DEFAULT_ENTITIES
+        )
         self.score_threshold = float(score_threshold)
-        unknown = [e for e in self.entities if e not in PATTERN_ENTITIES and not (ner and e in NER_ENTITIES)]
+        unknown = [
+            e
+            for e in self.entities
+            if e not in PATTERN_ENTITIES and not (ner and e in NER_ENTITIES)
+        ]
         if unknown:
             raise ValueError(f"unsupported PII entities: {unknown}")
         engine = _shared_engine()
         self._empty: NlpArtifacts = engine.nlp_engine.process_text("", "en")
         pattern_entities = [e for e in self.entities if e in PATTERN_ENTITIES]
-        recognizers = engine.registry.get_recognizers(language="en", entities=pattern_entities) if pattern_entities else []
+        recognizers = (
+            engine.registry.get_recognizers(language="en", entities=pattern_entities)
+            if pattern_entities
+            else []
+        )
         # (recognizer, its requested entities, its family names); recognizers that can never
         # reach the threshold are dropped, exactly as the engine's score filter would drop them.
-        self._recognizers: list[tuple[EntityRecognizer, list[str], tuple[str, ...]]] = []
+        self._recognizers: list[
+            tuple[EntityRecognizer, list[str], tuple[str, ...]]
+        ] = []
         for rec in recognizers:
             if not rec.is_loaded:
                 rec.load()
@@ -324,7 +400,11 @@ class PiiDetector:
             if _max_score(rec) < self.score_threshold:
                 continue
             ents = [e for e in rec.supported_entities if e in pattern_entities]
-            fams = tuple(sorted({f for e in ents for f in _ENTITY_FAMILIES.get(e, _DIGIT_FAMILY)}))
+            fams = tuple(
+                sorted(
+                    {f for e in ents for f in _ENTITY_FAMILIES.get(e, _DIGIT_FAMILY)}
+                )
+            )
             self._recognizers.append((rec, ents, fams))
         self._families: dict[str, _Family] = dict(_FAMILIES)
         for rec, _, _ in self._recognizers:
@@ -335,8 +415,12 @@ class PiiDetector:
             regions = getattr(rec, "supported_regions", None)
             if "PHONE_NUMBER" in rec.supported_entities and regions:
                 phone = self._families["phone"]
-                short = [_PHONE_SEP.join(d) for d in _short_phone_numbers(tuple(regions))]
-                self._families["phone"] = _Family(phone.patterns + tuple(short), phone.back)
+                short = [
+                    _PHONE_SEP.join(d) for d in _short_phone_numbers(tuple(regions))
+                ]
+                self._families["phone"] = _Family(
+                    phone.patterns + tuple(short), phone.back
+                )
         patterns: list[str] = []
         self._pattern_family: list[str] = []
         used = sorted({f for _, _, fams in self._recognizers for f in fams})
@@ -345,7 +429,11 @@ class PiiDetector:
                 patterns.append(p)
                 self._pattern_family.append(fam)
         self._db: hyperscan.Database | None = (
-            _hs.compile_block(patterns, [_hs.CASELESS | _hs.DOTALL | _hs.UTF8] * len(patterns)) if patterns else None
+            _hs.compile_block(
+                patterns, [_hs.CASELESS | _hs.DOTALL | _hs.UTF8] * len(patterns)
+            )
+            if patterns
+            else None
         )
         self._ner = self._load_ner() if ner else None
         # Load lazily-built state (libphonenumber region metadata, the suffix list) now,
@@ -356,13 +444,20 @@ class PiiDetector:
     def _load_ner() -> tuple[AnalyzerEngine, list[str]] | None:
         import spacy.util
 
-        models = [m for m in ("en_core_web_lg", "en_core_web_md", "en_core_web_sm") if spacy.util.is_package(m)]
+        models = [
+            m
+            for m in ("en_core_web_lg", "en_core_web_md", "en_core_web_sm")
+            if spacy.util.is_package(m)
+        ]
         if not models:
             return None
         from presidio_analyzer.nlp_engine import NlpEngineProvider
 
         provider = NlpEngineProvider(
-            nlp_configuration={"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": models[0]}]}
+            nlp_configuration={
+                "nlp_engine_name": "spacy",
+                "models": [{"lang_code": "en", "model_name": models[0]}],
+            }
         )
         return AnalyzerEngine(nlp_engine=provider.create_engine()), list(NER_ENTITIES)
 
@@ -404,7 +499,9 @@ class PiiDetector:
         return by_family
 
     @staticmethod
-    def _windows(text: str, family: _Family, ends: Sequence[int]) -> list[tuple[int, int]]:
+    def _windows(
+        text: str, family: _Family, ends: Sequence[int]
+    ) -> list[tuple[int, int]]:
         raw: list[tuple[int, int]] = []
         covered = -1
         n = len(text)
@@ -416,7 +513,7 @@ class PiiDetector:
                 hi = _token_right(text, end)
             elif family.one_line:
                 lo = text.rfind("\n", 0, end - 1)
-                lo = 0 if lo < 0 else lo
+                lo = max(lo, 0)
                 hi = text.find("\n", end - 1)
                 hi = n if hi < 0 else hi + 1
                 if hi - lo > _LONG_LINE:
@@ -430,7 +527,11 @@ class PiiDetector:
         return _merge(raw)
 
     def _analyze_windows(
-        self, rec: EntityRecognizer, ents: list[str], text: str, windows: list[tuple[int, int]]
+        self,
+        rec: EntityRecognizer,
+        ents: list[str],
+        text: str,
+        windows: list[tuple[int, int]],
     ) -> list[RecognizerResult]:
         """Run one recognizer over its windows, shifting results back to ``text`` offsets.
 
@@ -448,20 +549,41 @@ class PiiDetector:
             for piece in pieces:
                 starts.append(pos)
                 pos += len(piece) + 1
-            found = rec.analyze(text="\n".join(pieces), entities=ents, nlp_artifacts=empty) or []
+            found = (
+                rec.analyze(text="\n".join(pieces), entities=ents, nlp_artifacts=empty)
+                or []
+            )
             shifted: list[RecognizerResult] = []
             for r in found:
                 i = bisect.bisect_right(starts, r.start) - 1
                 if r.end > starts[i] + len(pieces[i]):
                     break  # spans a junction: fall back to one call per window
                 shift = windows[i][0] - starts[i]
-                shifted.append(RecognizerResult(r.entity_type, r.start + shift, r.end + shift, r.score, r.analysis_explanation))
+                shifted.append(
+                    RecognizerResult(
+                        r.entity_type,
+                        r.start + shift,
+                        r.end + shift,
+                        r.score,
+                        r.analysis_explanation,
+                    )
+                )
             else:
                 return shifted
         out: list[RecognizerResult] = []
         for lo, hi in windows:
-            for r in rec.analyze(text=text[lo:hi], entities=ents, nlp_artifacts=empty) or ():
-                out.append(RecognizerResult(r.entity_type, r.start + lo, r.end + lo, r.score, r.analysis_explanation))
+            for r in (
+                rec.analyze(text=text[lo:hi], entities=ents, nlp_artifacts=empty) or ()
+            ):
+                out.append(
+                    RecognizerResult(
+                        r.entity_type,
+                        r.start + lo,
+                        r.end + lo,
+                        r.score,
+                        r.analysis_explanation,
+                    )
+                )
         return out
 
     def scan_results(self, text: str) -> list[RecognizerResult]:
@@ -469,13 +591,19 @@ class PiiDetector:
         hits = self._family_hits(text)
         results: list[RecognizerResult] = []
         if hits:
-            family_windows = {fam: self._windows(text, self._families[fam], ends) for fam, ends in hits.items()}
-            empty = self._empty
+            family_windows = {
+                fam: self._windows(text, self._families[fam], ends)
+                for fam, ends in hits.items()
+            }
             for rec, ents, fams in self._recognizers:
                 present = [family_windows[f] for f in fams if f in family_windows]
                 if not present:
                     continue
-                windows = present[0] if len(present) == 1 else _merge([w for ws in present for w in ws])
+                windows = (
+                    present[0]
+                    if len(present) == 1
+                    else _merge([w for ws in present for w in ws])
+                )
                 results.extend(self._analyze_windows(rec, ents, text, windows))
         threshold = self.score_threshold
         results = [r for r in results if r.score >= threshold]
@@ -483,11 +611,21 @@ class PiiDetector:
             engine, ner_entities = self._ner
             wanted = [e for e in ner_entities if e in self.entities]
             if wanted:
-                results.extend(engine.analyze(text=text, language="en", entities=wanted, score_threshold=threshold))
+                results.extend(
+                    engine.analyze(
+                        text=text,
+                        language="en",
+                        entities=wanted,
+                        score_threshold=threshold,
+                    )
+                )
         return EntityRecognizer.remove_duplicates(results) if results else results
 
     def scan(self, text: str) -> list[PiiFinding]:
         """Findings ordered by position."""
-        found = [PiiFinding(r.entity_type, r.start, r.end, r.score) for r in self.scan_results(text)]
+        found = [
+            PiiFinding(r.entity_type, r.start, r.end, r.score)
+            for r in self.scan_results(text)
+        ]
         found.sort(key=lambda f: (f.start, f.end, f.entity_type))
         return found

@@ -22,21 +22,67 @@ import numpy as np
 from . import _hs
 from .rules.secrets_rules import RULES, SecretRule
 
-__all__ = ["SecretFinding", "SecretsDetector", "shannon_entropy", "looks_like_placeholder"]
+__all__ = [
+    "SecretFinding",
+    "SecretsDetector",
+    "looks_like_placeholder",
+    "shannon_entropy",
+]
 
 #: Substrings that mark a documentation placeholder rather than a real credential.
 _PLACEHOLDER_WORDS = (
-    "xxxx", "example", "your_", "your-", "yourkey", "yourtoken", "yoursecret", "yourpassword", "placeholder",
-    "insert", "redacted", "dummy", "sample", "<", ">", "...", "***", "replace_me", "replaceme", "changeit",
-    "not-set", "notset", "todo", "replace_with", "replace-with",
+    "xxxx",
+    "example",
+    "your_",
+    "your-",
+    "yourkey",
+    "yourtoken",
+    "yoursecret",
+    "yourpassword",
+    "placeholder",
+    "insert",
+    "redacted",
+    "dummy",
+    "sample",
+    "<",
+    ">",
+    "...",
+    "***",
+    "replace_me",
+    "replaceme",
+    "changeit",
+    "not-set",
+    "notset",
+    "todo",
+    "replace_with",
+    "replace-with",
 )
 _FILLER_RUN = re.compile(r"([xX*.#0•])\1{5,}")
 # Values a password-like name is often assigned without being a secret.
 _NON_SECRET_VALUES = frozenset(
     {
-        "password", "passwd", "none", "null", "nil", "true", "false", "undefined", "required",
-        "optional", "string", "empty", "hidden", "masked", "default", "value", "secret", "token", "pass",
-        "changeme", "username", "user",
+        "password",
+        "passwd",
+        "none",
+        "null",
+        "nil",
+        "true",
+        "false",
+        "undefined",
+        "required",
+        "optional",
+        "string",
+        "empty",
+        "hidden",
+        "masked",
+        "default",
+        "value",
+        "secret",
+        "token",
+        "pass",
+        "changeme",
+        "username",
+        "user",
     }
 )
 _REFERENCE = re.compile(
@@ -47,7 +93,9 @@ _REFERENCE = re.compile(
 
 
 # An unquoted value that is code, not a literal: a call, an attribute path, a type.
-_CODE_LIKE = re.compile(r"[()\[\]{}/,]|^[A-Za-z_]\w*\.[A-Za-z_]|^(?:str|int|bool|String|None)$")
+_CODE_LIKE = re.compile(
+    r"[()\[\]{}/,]|^[A-Za-z_]\w*\.[A-Za-z_]|^(?:str|int|bool|String|None)$"
+)
 
 
 # A prefilter match may end a little before the exact one (relaxed bounds): verify this far past it.
@@ -123,11 +171,17 @@ def _accept(rule: SecretRule, value: str) -> bool:
     if rule.check == "bare_password" and _CODE_LIKE.search(value):
         return False
     if rule.check in ("password", "bare_password"):
-        if len(value) < 4 or value.lower() in _NON_SECRET_VALUES or _REFERENCE.search(value):
-            return False
-        return True
+        return (
+            len(value) >= 4
+            and value.lower() not in _NON_SECRET_VALUES
+            and _REFERENCE.search(value) is None
+        )
     # entropy
-    if _REFERENCE.search(value) or value.lower() in _NON_SECRET_VALUES or _EMAIL.match(value):
+    if (
+        _REFERENCE.search(value)
+        or value.lower() in _NON_SECRET_VALUES
+        or _EMAIL.match(value)
+    ):
         return False
     if _identifier_like(value):
         return False
@@ -138,7 +192,12 @@ def _accept(rule: SecretRule, value: str) -> bool:
 
 def _hyperscan_form(pattern: str) -> str:
     """The rule's pattern without the named group and lazy quantifiers (Hyperscan reports every match)."""
-    return re.sub(r"\(\?P<\w+>", "(", pattern).replace("}?", "}").replace("*?", "*").replace("+?", "+")
+    return (
+        re.sub(r"\(\?P<\w+>", "(", pattern)
+        .replace("}?", "}")
+        .replace("*?", "*")
+        .replace("+?", "+")
+    )
 
 
 class SecretsDetector:
@@ -146,8 +205,13 @@ class SecretsDetector:
 
     def __init__(self, rules: tuple[SecretRule, ...] = RULES) -> None:
         self._rules = rules
-        self._compiled = [re.compile(r.pattern, re.IGNORECASE if r.caseless else 0) for r in rules]
-        flags = [hyperscan.HS_FLAG_PREFILTER | (_hs.CASELESS if r.caseless else 0) for r in rules]
+        self._compiled = [
+            re.compile(r.pattern, re.IGNORECASE if r.caseless else 0) for r in rules
+        ]
+        flags = [
+            hyperscan.HS_FLAG_PREFILTER | (_hs.CASELESS if r.caseless else 0)
+            for r in rules
+        ]
         self._db = _hs.compile_block([_hyperscan_form(r.pattern) for r in rules], flags)
 
     @property
@@ -191,12 +255,22 @@ class SecretsDetector:
             seen: set[tuple[int, int]] = set()
             for lo, hi in windows:
                 for m in compiled.finditer(text, lo, hi):
-                    start, end = m.span("secret" if "secret" in compiled.groupindex else 0)
+                    start, end = m.span(
+                        "secret" if "secret" in compiled.groupindex else 0
+                    )
                     if end <= start or (start, end) in seen:
                         continue
                     seen.add((start, end))
                     if _accept(rule, text[start:end]):
-                        candidates.append(SecretFinding(rule.secret_type, rule.rule_id, start, end, rule.confidence))
+                        candidates.append(
+                            SecretFinding(
+                                rule.secret_type,
+                                rule.rule_id,
+                                start,
+                                end,
+                                rule.confidence,
+                            )
+                        )
         if len(candidates) <= 1:
             return candidates
         candidates.sort(key=lambda f: (-f.confidence, -(f.end - f.start), f.start))

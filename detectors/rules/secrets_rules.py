@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["SecretRule", "RULES"]
+__all__ = ["RULES", "SecretRule"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,189 +47,860 @@ _ASSIGN = r"""\s*["'`]?\s*(?:=>|:=|[:=])\s*"""
 
 RULES: tuple[SecretRule, ...] = (
     # --- LLM providers -------------------------------------------------------------------
-    SecretRule("anthropic-api-key", "anthropic_api_key", r"\b(?P<secret>sk-ant-(?:api|admin)\d{2}-[A-Za-z0-9_\-]{80,120})", 0.99),
-    SecretRule("openai-project-key", "openai_api_key", r"\b(?P<secret>sk-(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{40,200})", 0.99),
-    SecretRule("openai-api-key", "openai_api_key", r"\b(?P<secret>sk-[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20})", 0.99),
-    SecretRule("openai-api-key-generic", "openai_api_key", r"\b(?P<secret>sk-[A-Za-z0-9]{32,64})\b", 0.85, "entropy", min_entropy=3.5),
-    SecretRule("groq-api-key", "groq_api_key", r"\b(?P<secret>gsk_[A-Za-z0-9]{52})\b", 0.95),
-    SecretRule("perplexity-api-key", "perplexity_api_key", r"\b(?P<secret>pplx-[A-Za-z0-9]{48})\b", 0.95),
-    SecretRule("huggingface-token", "huggingface_token", r"\b(?P<secret>(?:hf|api_org)_[A-Za-z]{34})\b", 0.9, "entropy", min_entropy=3.5),
-    SecretRule("tavily-api-key", "tavily_api_key", r"\b(?P<secret>tvly-(?:dev-|prod-)?[A-Za-z0-9]{32})\b", 0.95),
-    SecretRule("jina-api-key", "jina_api_key", r"\b(?P<secret>jina_[a-f0-9]{32}[A-Za-z0-9_\-]{28,40})", 0.95),
-    SecretRule("firecrawl-api-key", "firecrawl_api_key", r"\b(?P<secret>fc-[a-f0-9]{32})\b", 0.9),
+    SecretRule(
+        "anthropic-api-key",
+        "anthropic_api_key",
+        r"\b(?P<secret>sk-ant-(?:api|admin)\d{2}-[A-Za-z0-9_\-]{80,120})",
+        0.99,
+    ),
+    SecretRule(
+        "openai-project-key",
+        "openai_api_key",
+        r"\b(?P<secret>sk-(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{40,200})",
+        0.99,
+    ),
+    SecretRule(
+        "openai-api-key",
+        "openai_api_key",
+        r"\b(?P<secret>sk-[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20})",
+        0.99,
+    ),
+    SecretRule(
+        "openai-api-key-generic",
+        "openai_api_key",
+        r"\b(?P<secret>sk-[A-Za-z0-9]{32,64})\b",
+        0.85,
+        "entropy",
+        min_entropy=3.5,
+    ),
+    SecretRule(
+        "groq-api-key", "groq_api_key", r"\b(?P<secret>gsk_[A-Za-z0-9]{52})\b", 0.95
+    ),
+    SecretRule(
+        "perplexity-api-key",
+        "perplexity_api_key",
+        r"\b(?P<secret>pplx-[A-Za-z0-9]{48})\b",
+        0.95,
+    ),
+    SecretRule(
+        "huggingface-token",
+        "huggingface_token",
+        r"\b(?P<secret>(?:hf|api_org)_[A-Za-z]{34})\b",
+        0.9,
+        "entropy",
+        min_entropy=3.5,
+    ),
+    SecretRule(
+        "tavily-api-key",
+        "tavily_api_key",
+        r"\b(?P<secret>tvly-(?:dev-|prod-)?[A-Za-z0-9]{32})\b",
+        0.95,
+    ),
+    SecretRule(
+        "jina-api-key",
+        "jina_api_key",
+        r"\b(?P<secret>jina_[a-f0-9]{32}[A-Za-z0-9_\-]{28,40})",
+        0.95,
+    ),
+    SecretRule(
+        "firecrawl-api-key",
+        "firecrawl_api_key",
+        r"\b(?P<secret>fc-[a-f0-9]{32})\b",
+        0.9,
+    ),
     # --- cloud ---------------------------------------------------------------------------
-    SecretRule("aws-access-key-id", "aws_access_key_id", r"\b(?P<secret>(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA|AIDA|AROA|AGPA|ANPA|AIPA)[A-Z2-7]{16})\b", 0.95),
     SecretRule(
-        "aws-secret-access-key", "aws_secret_access_key",
-        r"(?:aws|amazon)?_?(?:secret)_?(?:access)?_?key(?:_?id)?" + _ASSIGN + _Q + r"(?P<secret>[A-Za-z0-9/+=]{40})\b",
-        0.9, "entropy", caseless=True, min_entropy=3.5,
+        "aws-access-key-id",
+        "aws_access_key_id",
+        r"\b(?P<secret>(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA|AIDA|AROA|AGPA|ANPA|AIPA)[A-Z2-7]{16})\b",
+        0.95,
     ),
-    SecretRule("aws-bedrock-api-key", "aws_bedrock_api_key", r"\b(?P<secret>(?:ABSK[A-Za-z0-9+/]{100,}={0,2}|bedrock-api-key-[A-Za-z0-9+/=]{60,}))", 0.95),
-    SecretRule("gcp-api-key", "gcp_api_key", r"\b(?P<secret>AIza[0-9A-Za-z_\-]{35})\b", 0.9, "entropy", min_entropy=3.5),
     SecretRule(
-        "gcp-service-account", "gcp_service_account",
+        "aws-secret-access-key",
+        "aws_secret_access_key",
+        r"(?:aws|amazon)?_?(?:secret)_?(?:access)?_?key(?:_?id)?"
+        + _ASSIGN
+        + _Q
+        + r"(?P<secret>[A-Za-z0-9/+=]{40})\b",
+        0.9,
+        "entropy",
+        caseless=True,
+        min_entropy=3.5,
+    ),
+    SecretRule(
+        "aws-bedrock-api-key",
+        "aws_bedrock_api_key",
+        r"\b(?P<secret>(?:ABSK[A-Za-z0-9+/]{100,}={0,2}|bedrock-api-key-[A-Za-z0-9+/=]{60,}))",
+        0.95,
+    ),
+    SecretRule(
+        "gcp-api-key",
+        "gcp_api_key",
+        r"\b(?P<secret>AIza[0-9A-Za-z_\-]{35})\b",
+        0.9,
+        "entropy",
+        min_entropy=3.5,
+    ),
+    SecretRule(
+        "gcp-service-account",
+        "gcp_service_account",
         r"""["']type["']\s*:\s*["']service_account["'][\s\S]{0,400}?["']private_key["']\s*:\s*["'](?P<secret>-----BEGIN[A-Z ]*PRIVATE KEY-----[^"']{64,})""",
-        0.99, reach=8000,
+        0.99,
+        reach=8000,
     ),
-    SecretRule("google-oauth-client-secret", "google_oauth_client_secret", r"\b(?P<secret>GOCSPX-[A-Za-z0-9_\-]{28})\b", 0.95),
-    SecretRule("google-oauth-access-token", "google_oauth_access_token", r"\b(?P<secret>ya29\.[0-9A-Za-z_\-]{30,})", 0.9),
     SecretRule(
-        "azure-storage-connection-string", "azure_connection_string",
+        "google-oauth-client-secret",
+        "google_oauth_client_secret",
+        r"\b(?P<secret>GOCSPX-[A-Za-z0-9_\-]{28})\b",
+        0.95,
+    ),
+    SecretRule(
+        "google-oauth-access-token",
+        "google_oauth_access_token",
+        r"\b(?P<secret>ya29\.[0-9A-Za-z_\-]{30,})",
+        0.9,
+    ),
+    SecretRule(
+        "azure-storage-connection-string",
+        "azure_connection_string",
         r"(?P<secret>(?:DefaultEndpointsProtocol=https?;)?AccountName=[A-Za-z0-9\-]{3,24};AccountKey=[A-Za-z0-9+/]{80,90}={0,2})",
         0.99,
     ),
     SecretRule(
-        "azure-shared-access-key", "azure_connection_string",
+        "azure-shared-access-key",
+        "azure_connection_string",
         r"(?:Endpoint|HostName)=[^;\s]{4,200};\s*(?:SharedAccessKeyName=[^;\s]{1,100};\s*)?(?:SharedAccessKey|Secret|AccessKey)=(?P<secret>[A-Za-z0-9+/]{30,90}={0,2})",
         0.95,
     ),
-    SecretRule("azure-app-config-connection", "azure_connection_string", r"Endpoint=https://[a-z0-9\-]+\.azconfig\.io;\s*Id=[^;\s]{2,};\s*Secret=(?P<secret>[A-Za-z0-9+/=]{20,})", 0.95),
-    SecretRule("azure-ad-client-secret", "azure_client_secret", r"""(?:^|[\s"'`=:(])(?P<secret>[A-Za-z0-9_~.\-]{3}\dQ~[A-Za-z0-9_~.\-]{31,34})\b""", 0.9, "entropy", min_entropy=3.5),
-    SecretRule("azure-devops-pat", "azure_devops_pat", r"\b(?P<secret>[A-Za-z0-9]{52,76}AZDO[A-Za-z0-9]{4})\b", 0.9, "entropy", min_entropy=3.8),
-    SecretRule("digitalocean-token", "digitalocean_token", r"\b(?P<secret>do[opr]_v1_[a-f0-9]{64})\b", 0.95),
-    SecretRule("aws-account-id", "aws_account_id", r"""aws_?account_?id["']?\s*(?:=>|[:=])\s*["']?(?P<secret>\d{12}|\d{4}-\d{4}-\d{4})\b""", 0.5, caseless=True),
-    SecretRule("aws-arn", "aws_arn", r"""\b(?P<secret>arn:aws[a-z\-]*:[a-z0-9\-]+:[a-z0-9\-]*:\d{12}:[^\s"'<>,]{1,200})""", 0.4),
-    SecretRule("heroku-api-key", "heroku_api_key", r"heroku[\w\-. ]{0,30}(?:key|token|secret|auth)" + _ASSIGN + _Q + r"(?P<secret>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})", 0.85, caseless=True),
-    SecretRule("databricks-token", "databricks_token", r"\b(?P<secret>dapi[a-f0-9]{32}(?:-\d)?)\b", 0.9, "entropy", min_entropy=3.0),
-    SecretRule("cloudflare-api-token", "cloudflare_api_token", r"cloudflare[\w\-. ]{0,30}(?:key|token)" + _ASSIGN + _Q + r"(?P<secret>[A-Za-z0-9_\-]{40})\b", 0.85, "entropy", caseless=True),
-    SecretRule("vercel-token", "vercel_token", r"vercel[\w\-. ]{0,30}(?:key|token)" + _ASSIGN + _Q + r"(?P<secret>[A-Za-z0-9]{24})\b", 0.85, "entropy", caseless=True),
-    # --- source hosting / CI -------------------------------------------------------------
-    SecretRule("github-token", "github_token", r"\b(?P<secret>gh[pousr]_[A-Za-z0-9]{36,255})\b", 0.95),
-    SecretRule("github-fine-grained-pat", "github_token", r"\b(?P<secret>github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59})\b", 0.99),
-    SecretRule("gitlab-token", "gitlab_token", r"\b(?P<secret>gl(?:pat|ptt|rt|dt|cbt|oas|soat|ft|imt|agent)-[A-Za-z0-9_\-]{20,64})", 0.95),
-    SecretRule("npm-token", "npm_token", r"\b(?P<secret>npm_[A-Za-z0-9]{36})\b", 0.95),
-    SecretRule("pypi-token", "pypi_token", r"\b(?P<secret>pypi-AgE[A-Za-z0-9_\-]{50,})", 0.99),
-    SecretRule("rubygems-api-key", "rubygems_api_key", r"\b(?P<secret>rubygems_[a-f0-9]{48})\b", 0.95),
-    SecretRule("sourcegraph-token", "sourcegraph_token", r"\b(?P<secret>sgp_(?:[a-fA-F0-9]{16}_)?[a-fA-F0-9]{40})\b", 0.95),
-    SecretRule("segment-token", "segment_token", r"\b(?P<secret>sgp_[A-Za-z0-9]{64})\b", 0.9),
-    SecretRule("sonarqube-token", "sonarqube_token", r"\b(?P<secret>sq[pua]_[a-f0-9]{40})\b", 0.95),
-    SecretRule("dependency-track-key", "dependency_track_key", r"\b(?P<secret>odt_[A-Za-z0-9]{32,40})\b", 0.95),
-    SecretRule("teamcity-token", "teamcity_token", r"\b(?P<secret>eyJ0eXAiOiAiVENWMiJ9\.[A-Za-z0-9_\-]{36}\.[A-Za-z0-9_\-]{48})", 0.95),
-    SecretRule("sonarqube-login", "sonarqube_token", r"""sonar[\w.]{0,20}(?:login|token)[\s'",=:]{1,8}(?P<secret>[a-f0-9]{40})\b""", 0.85, caseless=True),
-    SecretRule("jenkins-token", "jenkins_token", r"jenkins[\w\-. ]{0,30}(?:token|crumb|key)" + _ASSIGN + _Q + r"(?P<secret>[0-9a-f]{32,34})\b", 0.85, caseless=True),
-    SecretRule("artifactory-key", "artifactory_key", r"\b(?P<secret>AKCp[A-Za-z0-9]{69})\b", 0.95),
-    SecretRule("terraform-cloud-token", "terraform_token", r"\b(?P<secret>[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_\-=]{60,70})", 0.95),
-    SecretRule("vault-token", "vault_token", r"\b(?P<secret>hv[sbr]\.[A-Za-z0-9_\-]{24,250})", 0.9, "entropy", min_entropy=3.5),
-    SecretRule("vault-legacy-token", "vault_token", r"""(?:vault|token)[\w\-. ]{0,20}""" + _ASSIGN + _Q + r"(?P<secret>[sb]\.[A-Za-z0-9]{24})\b", 0.85, caseless=True),
-    SecretRule("doppler-token", "doppler_token", r"\b(?P<secret>dp\.(?:st|sa|ct|pt|scim|audit)\.[A-Za-z0-9_\-.]{40,64})", 0.95),
-    SecretRule("prefect-token", "prefect_token", r"\b(?P<secret>pnu_[A-Za-z0-9]{36})\b", 0.95),
-    SecretRule("octopus-deploy-key", "octopus_key", r"\b(?P<secret>API-[A-Z0-9]{26,32})\b", 0.85, "entropy", min_entropy=3.3),
-    SecretRule("infracost-token", "infracost_token", r"\b(?P<secret>ico-[A-Za-z0-9]{32})\b", 0.95),
-    SecretRule("kubernetes-bootstrap-token", "kubernetes_token", r"""token[\w\-]{0,30}[\s"'=:]{1,6}(?P<secret>[a-z0-9]{6}\.[a-z0-9]{16})\b""", 0.85, "entropy", min_entropy=3.0),
-    SecretRule("openshift-token", "openshift_token", r"\b(?P<secret>sha256~[A-Za-z0-9_\-]{43})\b", 0.95),
-    # --- chat, mail, payments, SaaS ------------------------------------------------------
-    SecretRule("slack-token", "slack_token", r"\b(?P<secret>xox[abposre]-(?:\d{8,14}-){1,3}[0-9A-Za-z]{10,64}|xox[ar]-\d-[0-9A-Za-z\-]{20,250})\b", 0.9, "entropy", min_entropy=3.0),
-    SecretRule("slack-config-token", "slack_token", r"\b(?P<secret>xoxe(?:\.xox[bp])?-\d-[A-Z0-9]{140,180})\b", 0.95),
-    SecretRule("slack-webhook", "slack_webhook", r"(?P<secret>https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_]{20,120})", 0.95),
-    SecretRule("teams-webhook-legacy", "teams_webhook", r"(?P<secret>https://outlook\.office(?:365)?\.com/webhook/[a-f0-9\-]{36}@[a-f0-9\-]{36}/IncomingWebhook/[a-f0-9]{32}/[a-f0-9\-]{36})", 0.95),
-    SecretRule("teams-webhook", "teams_webhook", r"(?P<secret>https://[a-z0-9\-]+\.webhook\.office\.com/webhookb2/[A-Za-z0-9@\-]{40,}/IncomingWebhook/[a-f0-9]{32}/[a-f0-9\-]{36})", 0.95),
-    SecretRule("discord-webhook", "discord_webhook", r"(?P<secret>https://(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/\d{17,20}/[A-Za-z0-9_\-]{60,70})", 0.95),
-    SecretRule("telegram-bot-token", "telegram_bot_token", r"\b(?P<secret>\d{8,10}:AA[A-Za-z0-9_\-]{33})\b", 0.9),
-    SecretRule("facebook-app-token", "facebook_token", r"\b(?P<secret>\d{15,16}\|[A-Za-z0-9_\-]{27})\b", 0.85, "entropy", min_entropy=3.0),
-    SecretRule("stripe-key", "stripe_key", r"\b(?P<secret>(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{20,247})\b", 0.95),
-    SecretRule("twilio-api-key", "twilio_key", r"\b(?P<secret>SK[0-9a-fA-F]{32})\b", 0.8, "entropy", min_entropy=3.0),
-    SecretRule("twilio-account-sid", "twilio_key", r"\b(?P<secret>AC[0-9a-f]{32})\b", 0.7, "entropy", min_entropy=3.0),
-    SecretRule("sendgrid-api-key", "sendgrid_api_key", r"\b(?P<secret>SG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43})\b", 0.99),
-    SecretRule("mailgun-api-key", "mailgun_api_key", r"\b(?P<secret>key-[a-f0-9]{32})\b", 0.85),
-    SecretRule("mailchimp-api-key", "mailchimp_api_key", r"\b(?P<secret>[a-f0-9]{32}-us\d{1,2})\b", 0.85),
-    SecretRule("postmark-token", "postmark_token", r"postmark[\w\-. ]{0,30}(?:key|token)" + _ASSIGN + _Q + r"(?P<secret>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})", 0.85, caseless=True),
-    SecretRule("shopify-token", "shopify_token", r"\b(?P<secret>shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32})\b", 0.95),
-    SecretRule("square-token", "square_token", r"\b(?P<secret>(?:EAAA|sq0atp-)[A-Za-z0-9_\-]{22,60})\b", 0.85, "entropy", min_entropy=3.5),
-    SecretRule("facebook-access-token", "facebook_token", r"\b(?P<secret>EAA[A-Za-z0-9]{80,})", 0.9, "entropy", min_entropy=3.5),
-    SecretRule("notion-token", "notion_token", r"\b(?P<secret>(?:secret_[A-Za-z0-9]{43}|ntn_[0-9]{11}[A-Za-z0-9]{35}))\b", 0.9),
-    SecretRule("atlassian-token", "atlassian_token", r"\b(?P<secret>ATATT3[A-Za-z0-9_\-=]{180,})", 0.95),
-    SecretRule("figma-token", "figma_token", r"\b(?P<secret>fig[dou]_[A-Za-z0-9_\-]{40,})", 0.95),
-    SecretRule("linear-api-key", "linear_api_key", r"\b(?P<secret>lin_api_[A-Za-z0-9]{40})\b", 0.95),
-    SecretRule("grafana-token", "grafana_token", r"\b(?P<secret>(?:glsa_[A-Za-z0-9]{32}_[a-f0-9]{8}|glc_[A-Za-z0-9+/]{32,400}={0,2}|eyJrIjoi[A-Za-z0-9]{60,100}={0,2}))", 0.95),
-    SecretRule("newrelic-key", "newrelic_key", r"\b(?P<secret>(?:NRAK-[A-Z0-9]{27}|NRI[IQ]-[A-Za-z0-9_\-]{32}|NRJS-[a-f0-9]{19}|NRAA-[a-f0-9]{27}|[a-f0-9]{36}NRAL|px-(?:api|dep)-[a-f0-9\-]{36}))\b", 0.95),
-    SecretRule("dynatrace-token", "dynatrace_token", r"\b(?P<secret>dt0[a-z]\d{2}\.[A-Z0-9]{24}\.[A-Z0-9]{64})\b", 0.95),
-    SecretRule("mapbox-token", "mapbox_token", r"\b(?P<secret>[st]k\.eyJ[A-Za-z0-9_\-]{20,}\.[A-Za-z0-9_\-]{20,})", 0.9),
-    SecretRule("okta-token", "okta_token", r"okta[\w\-. ]{0,30}(?:key|token|ssws)" + _ASSIGN + r"""(?:["'`]?SSWS\s+)?""" + _Q + r"(?P<secret>00[A-Za-z0-9_\-]{40})\b", 0.85, caseless=True),
-    SecretRule("okta-ssws", "okta_token", r"SSWS\s+(?P<secret>00[A-Za-z0-9_\-]{40})\b", 0.9),
-    SecretRule("1password-service-token", "onepassword_token", r"\b(?P<secret>ops_eyJ[A-Za-z0-9+/=_\-]{100,})", 0.95),
-    SecretRule("1password-secret-key", "onepassword_secret_key", r"\b(?P<secret>A3-[A-Z0-9]{6}-(?:[A-Z0-9]{11}|[A-Z0-9]{6}-[A-Z0-9]{5})-[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5})\b", 0.95),
-    SecretRule("tailscale-key", "tailscale_key", r"(?P<secret>tskey-[a-z]+-[A-Za-z0-9]{6,}-[A-Za-z0-9]{16,})", 0.95),
-    SecretRule("age-secret-key", "age_secret_key", r"\b(?P<secret>AGE-SECRET-KEY-1[0-9A-Z]{58})\b", 0.99),
-    SecretRule("easypost-token", "easypost_token", r"\b(?P<secret>EZ[AT]K[A-Za-z0-9]{54})\b", 0.95),
-    SecretRule("privateai-token", "privateai_token", r"private[_\-]?ai[\w\-. ]{0,30}(?:key|token)" + _ASSIGN + _Q + r"(?P<secret>[A-Za-z0-9]{32})\b", 0.85, "entropy", caseless=True),
-    SecretRule("adafruit-key", "adafruit_key", r"\b(?P<secret>aio_[A-Za-z0-9]{28})\b", 0.9),
-    SecretRule("stackhawk-key", "stackhawk_key", r"\b(?P<secret>hawk\.[A-Za-z0-9_\-]{20}\.[A-Za-z0-9_\-]{20})\b", 0.95),
-    SecretRule("meraki-key", "meraki_key", r"meraki[\w\-. ]{0,30}(?:key|token)" + _ASSIGN + _Q + r"(?P<secret>[0-9a-f]{40})\b", 0.85, caseless=True),
-    SecretRule("sumologic-key", "sumologic_key", r"sumo[\w\-. ]{0,30}(?:id|key|token)" + _ASSIGN + _Q + r"(?P<secret>(?:su[A-Za-z0-9]{12}|[A-Za-z0-9]{64}))\b", 0.85, "entropy", caseless=True),
-    SecretRule("salesforce-token", "salesforce_token", r"\b(?P<secret>00[A-Za-z0-9]{13}![A-Za-z0-9_.]{96})", 0.9),
-    SecretRule("twitch-stream-key", "twitch_stream_key", r"\b(?P<secret>live_\d{6,10}_[A-Za-z0-9]{30})\b", 0.9),
-    SecretRule("django-secret-key", "django_secret_key", r"SECRET_KEY" + _ASSIGN + r"""["'](?P<secret>[^"'\s]{40,60})["']""", 0.85, "entropy", min_entropy=3.5),
-    SecretRule("particle-token", "particle_token", r"particle[\w\-. ]{0,40}(?:token|key|access_token)" + _ASSIGN + _Q + r"(?P<secret>[a-f0-9]{40})\b", 0.85, caseless=True),
-    SecretRule("blynk-token", "blynk_token", r"blynk[\w\-. /]{0,40}(?:token|auth|secret)" + _ASSIGN + _Q + r"(?P<secret>[A-Za-z0-9_\-]{32})\b", 0.85, caseless=True),
-    # --- keys, tokens and hashes with a structure -----------------------------------------
-    SecretRule("jwt", "jwt", r"\b(?P<secret>eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{20,})", 0.85),
     SecretRule(
-        "private-key", "private_key",
-        r"(?P<secret>-----BEGIN[ A-Z0-9]{0,24}PRIVATE KEY(?: BLOCK)?-----[\s\S]{64,12000}?-----END[ A-Z0-9]{0,24}PRIVATE KEY(?: BLOCK)?-----)",
-        0.99, reach=12100,
+        "azure-app-config-connection",
+        "azure_connection_string",
+        r"Endpoint=https://[a-z0-9\-]+\.azconfig\.io;\s*Id=[^;\s]{2,};\s*Secret=(?P<secret>[A-Za-z0-9+/=]{20,})",
+        0.95,
     ),
-    SecretRule("private-key-escaped", "private_key", r"(?P<secret>-----BEGIN[ A-Z0-9]{0,24}PRIVATE KEY-----(?:\\n|\\r\\n)[A-Za-z0-9+/=\\]{64,})", 0.95),
-    SecretRule("private-key-base64", "private_key", r"\b(?P<secret>LS0tLS1CRUdJTi[A-Za-z0-9+/]{40,}={0,2})", 0.95),
-    SecretRule("putty-private-key", "private_key", r"(?P<secret>PuTTY-User-Key-File-\d: [\s\S]{0,200}Private-Lines: \d+)", 0.9),
-    SecretRule("wireguard-key", "wireguard_key", r"(?:PrivateKey|PresharedKey)\s*=\s*(?P<secret>[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=)", 0.95),
-    SecretRule("secp256k1-private-key", "crypto_private_key", r"(?:private[_\-]?key|privkey|secret[_\-]?key|DOTENV_PRIVATE_KEY\w*)" + _ASSIGN + _Q + r"(?P<secret>(?:0x)?[a-f0-9]{64})\b", 0.9, "entropy", caseless=True),
-    SecretRule("password-hash-bcrypt", "password_hash", r"(?P<secret>\$2[abxy]?\$\d{2}\$[./A-Za-z0-9]{53})", 0.9),
-    SecretRule("password-hash-crypt", "password_hash", r"(?P<secret>\$(?:1|5|6)\$(?:rounds=\d+\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{22,86})", 0.9),
-    SecretRule("password-hash-cisco", "password_hash", r"(?P<secret>\$[89]\$[./A-Za-z0-9]{14}\$[./A-Za-z0-9]{43})", 0.9),
-    SecretRule("password-hash-kerberos", "password_hash", r"(?P<secret>\$krb5(?:asrep|tgs)\$\d{2}\$[^\s:$]{0,120}[:$]?[a-f0-9]{32}\$[a-f0-9]{64,})", 0.9),
-    SecretRule("vault-unseal-key", "vault_unseal_key", r"Unseal Key(?: \d)?:\s*(?P<secret>[A-Za-z0-9+/]{43,44}={0,2})", 0.95),
+    SecretRule(
+        "azure-ad-client-secret",
+        "azure_client_secret",
+        r"""(?:^|[\s"'`=:(])(?P<secret>[A-Za-z0-9_~.\-]{3}\dQ~[A-Za-z0-9_~.\-]{31,34})\b""",
+        0.9,
+        "entropy",
+        min_entropy=3.5,
+    ),
+    SecretRule(
+        "azure-devops-pat",
+        "azure_devops_pat",
+        r"\b(?P<secret>[A-Za-z0-9]{52,76}AZDO[A-Za-z0-9]{4})\b",
+        0.9,
+        "entropy",
+        min_entropy=3.8,
+    ),
+    SecretRule(
+        "digitalocean-token",
+        "digitalocean_token",
+        r"\b(?P<secret>do[opr]_v1_[a-f0-9]{64})\b",
+        0.95,
+    ),
+    SecretRule(
+        "aws-account-id",
+        "aws_account_id",
+        r"""aws_?account_?id["']?\s*(?:=>|[:=])\s*["']?(?P<secret>\d{12}|\d{4}-\d{4}-\d{4})\b""",
+        0.5,
+        caseless=True,
+    ),
+    SecretRule(
+        "aws-arn",
+        "aws_arn",
+        r"""\b(?P<secret>arn:aws[a-z\-]*:[a-z0-9\-]+:[a-z0-9\-]*:\d{12}:[^\s"'<>,]{1,200})""",
+        0.4,
+    ),
+    SecretRule(
+        "heroku-api-key",
+        "heroku_api_key",
+        r"heroku[\w\-. ]{0,30}(?:key|token|secret|auth)"
+        + _ASSIGN
+        + _Q
+        + r"(?P<secret>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})",
+        0.85,
+        caseless=True,
+    ),
+    SecretRule(
+        "databricks-token",
+        "databricks_token",
+        r"\b(?P<secret>dapi[a-f0-9]{32}(?:-\d)?)\b",
+        0.9,
+        "entropy",
+        min_entropy=3.0,
+    ),
+    SecretRule(
+        "cloudflare-api-token",
+        "cloudflare_api_token",
+        r"cloudflare[\w\-. ]{0,30}(?:key|token)"
+        + _ASSIGN
+        + _Q
+        + r"(?P<secret>[A-Za-z0-9_\-]{40})\b",
+        0.85,
+        "entropy",
+        caseless=True,
+    ),
+    SecretRule(
+        "vercel-token",
+        "vercel_token",
+        r"vercel[\w\-. ]{0,30}(?:key|token)"
+        + _ASSIGN
+        + _Q
+        + r"(?P<secret>[A-Za-z0-9]{24})\b",
+        0.85,
+        "entropy",
+        caseless=True,
+    ),
+    # --- source hosting / CI -------------------------------------------------------------
+    SecretRule(
+        "github-token",
+        "github_token",
+        r"\b(?P<secret>gh[pousr]_[A-Za-z0-9]{36,255})\b",
+        0.95,
+    ),
+    SecretRule(
+        "github-fine-grained-pat",
+        "github_token",
+        r"\b(?P<secret>github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59})\b",
+        0.99,
+    ),
+    SecretRule(
+        "gitlab-token",
+        "gitlab_token",
+        r"\b(?P<secret>gl(?:pat|ptt|rt|dt|cbt|oas|soat|ft|imt|agent)-[A-Za-z0-9_\-]{20,64})",
+        0.95,
+    ),
+    SecretRule("npm-token", "npm_token", r"\b(?P<secret>npm_[A-Za-z0-9]{36})\b", 0.95),
+    SecretRule(
+        "pypi-token", "pypi_token", r"\b(?P<secret>pypi-AgE[A-Za-z0-9_\-]{50,})", 0.99
+    ),
+    SecretRule(
+        "rubygems-api-key",
+        "rubygems_api_key",
+        r"\b(?P<secret>rubygems_[a-f0-9]{48})\b",
+        0.95,
+    ),
+    SecretRule(
+        "sourcegraph-token",
+        "sourcegraph_token",
+        r"\b(?P<secret>sgp_(?:[a-fA-F0-9]{16}_)?[a-fA-F0-9]{40})\b",
+        0.95,
+    ),
+    SecretRule(
+        "segment-token", "segment_token", r"\b(?P<secret>sgp_[A-Za-z0-9]{64})\b", 0.9
+    ),
+    SecretRule(
+        "sonarqube-token",
+        "sonarqube_token",
+        r"\b(?P<secret>sq[pua]_[a-f0-9]{40})\b",
+        0.95,
+    ),
+    SecretRule(
+        "dependency-track-key",
+        "dependency_track_key",
+        r"\b(?P<secret>odt_[A-Za-z0-9]{32,40})\b",
+        0.95,
+    ),
+    SecretRule(
+        "teamcity-token",
+        "teamcity_token",
+        r"\b(?P<secret>eyJ0eXAiOiAiVENWMiJ9\.[A-Za-z0-9_\-]{36}\.[A-Za-z0-9_\-]{48})",
+        0.95,
+    ),
+    SecretRule(
+        "sonarqube-login",
+        "sonarqube_token",
+        r"""sonar[\w.]{0,20}(?:login|token)[\s'",=:]{1,8}(?P<secret>[a-f0-9]{40})\b""",
+        0.85,
+        caseless=True,
+    ),
+    SecretRule(
+        "jenkins-token",
+        "jenkins_token",
+        r"jenkins[\w\-. ]{0,30}(?:token|crumb|key)"
+        + _ASSIGN
+        + _Q
+        + r"(?P<secret>[0-9a-f]{32,34})\b",
+        0.85,
+        caseless=True,
+    ),
+    SecretRule(
+        "artifactory-key",
+        "artifactory_key",
+        r"\b(?P<secret>AKCp[A-Za-z0-9]{69})\b",
+        0.95,
+    ),
+    SecretRule(
+        "terraform-cloud-token",
+        "terraform_token",
+        r"\b(?P<secret>[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_\-=]{60,70})",
+        0.95,
+    ),
+    SecretRule(
+        "vault-token",
+        "vault_token",
+        r"\b(?P<secret>hv[sbr]\.[A-Za-z0-9_\-]{24,250})",
+        0.9,
+        "entropy",
+        min_entropy=3.5,
+    ),
+    SecretRule(
+        "vault-legacy-token",
+        "vault_token",
+        r"""(?:vault|token)[\w\-. ]{0,20}"""
+        + _ASSIGN
+        + _Q
+        + r"(?P<secret>[sb]\.[A-Za-z0-9]{24})\b",
+        0.85,
+        caseless=True,
+    ),
+    SecretRule(
+        "doppler-token",
+        "doppler_token",
+        r"\b(?P<secret>dp\.(?:st|sa|ct|pt|scim|audit)\.[A-Za-z0-9_\-.]{40,64})",
+        0.95,
+    ),
+    SecretRule(
+        "prefect-token", "prefect_token", r"\b(?P<secret>pnu_[A-Za-z0-9]{36})\b", 0.95
+    ),
+    SecretRule(
+        "octopus-deploy-key",
+        "octopus_key",
+        r"\b(?P<secret>API-[A-Z0-9]{26,32})\b",
+        0.85,
+        "entropy",
+        min_entropy=3.3,
+    ),
+    SecretRule(
+        "infracost-token",
+        "infracost_token",
+        r"\b(?P<secret>ico-[A-Za-z0-9]{32})\b",
+        0.95,
+    ),
+    SecretRule(
+        "kubernetes-bootstrap-token",
+        "kubernetes_token",
+        r"""token[\w\-]{0,30}[\s"'=:]{1,6}(?P<secret>[a-z0-9]{6}\.[a-z0-9]{16})\b""",
+        0.85,
+        "entropy",
+        min_entropy=3.0,
+    ),
+    SecretRule(
+        "openshift-token",
+        "openshift_token",
+        r"\b(?P<secret>sha256~[A-Za-z0-9_\-]{43})\b",
+        0.95,
+    ),
+    # --- chat, mail, payments, SaaS ------------------------------------------------------
+    SecretRule(
+        "slack-token",
+        "slack_token",
+        r"\b(?P<secret>xox[abposre]-(?:\d{8,14}-){1,3}[0-9A-Za-z]{10,64}|xox[ar]-\d-[0-9A-Za-z\-]{20,250})\b",
+        0.9,
+        "entropy",
+        min_entropy=3.0,
+    ),
+    SecretRule(
+        "slack-config-token",
+        "slack_token",
+        r"\b(?P<secret>xoxe(?:\.xox[bp])?-\d-[A-Z0-9]{140,180})\b",
+        0.95,
+    ),
+    SecretRule(
+        "slack-webhook",
+        "slack_webhook",
+        r"(?P<secret>https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_]{20,120})",
+        0.95,
+    ),
+    SecretRule(
+        "teams-webhook-legacy",
+        "teams_webhook",
+        r"(?P<secret>https://outlook\.office(?:365)?\.com/webhook/[a-f0-9\-]{36}@[a-f0-9\-]{36}/IncomingWebhook/[a-f0-9]{32}/[a-f0-9\-]{36})",
+        0.95,
+    ),
+    SecretRule(
+        "teams-webhook",
+        "teams_webhook",
+        r"(?P<secret>https://[a-z0-9\-]+\.webhook\.office\.com/webhookb2/[A-Za-z0-9@\-]{40,}/IncomingWebhook/[a-f0-9]{32}/[a-f0-9\-]{36})",
+        0.95,
+    ),
+    SecretRule(
+        "discord-webhook",
+        "discord_webhook",
+        r"(?P<secret>https://(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/\d{17,20}/[A-Za-z0-9_\-]{60,70})",
+        0.95,
+    ),
+    SecretRule(
+        "telegram-bot-token",
+        "telegram_bot_token",
+        r"\b(?P<secret>\d{8,10}:AA[A-Za-z0-9_\-]{33})\b",
+        0.9,
+    ),
+    SecretRule(
+        "facebook-app-token",
+        "facebook_token",
+        r"\b(?P<secret>\d{15,16}\|[A-Za-z0-9_\-]{27})\b",
+        0.85,
+        "entropy",
+        min_entropy=3.0,
+    ),
+    SecretRule(
+        "stripe-key",
+        "stripe_key",
+        r"\b(?P<secret>(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{20,247})\b",
+        0.95,
+    ),
+    SecretRule(
+        "twilio-api-key",
+        "twilio_key",
+        r"\b(?P<secret>SK[0-9a-fA-F]{32})\b",
+        0.8,
+        "entropy",
+        min_entropy=3.0,
+    ),
+    SecretRule(
+        "twilio-account-sid",
+        "twilio_key",
+        r"\b(?P<secret>AC[0-9a-f]{32})\b",
+        0.7,
+        "entropy",
+        min_entropy=3.0,
+    ),
+    SecretRule(
+        "sendgrid-api-key",
+        "sendgrid_api_key",
+        r"\b(?P<secret>SG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43})\b",
+        0.99,
+    ),
+    SecretRule(
+        "mailgun-api-key", "mailgun_api_key", r"\b(?P<secret>key-[a-f0-9]{32})\b", 0.85
+    ),
+    SecretRule(
+        "mailchimp-api-key",
+        "mailchimp_api_key",
+        r"\b(?P<secret>[a-f0-9]{32}-us\d{1,2})\b",
+        0.85,
+    ),
+    SecretRule(
+        "postmark-token",
+        "postmark_token",
+        r"postmark[\w\-. ]{0,30}(?:key|token)"
+        + _ASSIGN
+        + _Q
+        + r"(?P<secret>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})",
+        0.85,
+        caseless=True,
+    ),
+    SecretRule(
+        "shopify-token",
+        "shopify_token",
+        r"\b(?P<secret>shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32})\b",
+        0.95,
+    ),
+    SecretRule(
+        "square-token",
+        "square_token",
+        r"\b(?P<secret>(?:EAAA|sq0atp-)[A-Za-z0-9_\-]{22,60})\b",
+        0.85,
+        "entropy",
+        min_entropy=3.5,
+    ),
+    SecretRule(
+        "facebook-access-token",
+        "facebook_token",
+        r"\b(?P<secret>EAA[A-Za-z0-9]{80,})",
+        0.9,
+        "entropy",
+        min_entropy=3.5,
+    ),
+    SecretRule(
+        "notion-token",
+        "notion_token",
+        r"\b(?P<secret>(?:secret_[A-Za-z0-9]{43}|ntn_[0-9]{11}[A-Za-z0-9]{35}))\b",
+        0.9,
+    ),
+    SecretRule(
+        "atlassian-token",
+        "atlassian_token",
+        r"\b(?P<secret>ATATT3[A-Za-z0-9_\-=]{180,})",
+        0.95,
+    ),
+    SecretRule(
+        "figma-token",
+        "figma_token",
+        r"\b(?P<secret>fig[dou]_[A-Za-z0-9_\-]{40,})",
+        0.95,
+    ),
+    SecretRule(
+        "linear-api-key",
+        "linear_api_key",
+        r"\b(?P<secret>lin_api_[A-Za-z0-9]{40})\b",
+        0.95,
+    ),
+    SecretRule(
+        "grafana-token",
+        "grafana_token",
+        r"\b(?P<secret>(?:glsa_[A-Za-z0-9]{32}_[a-f0-9]{8}|glc_[A-Za-z0-9+/]{32,400}={0,2}|eyJrIjoi[A-Za-z0-9]{60,100}={0,2}))",
+        0.95,
+    ),
+    SecretRule(
+        "newrelic-key",
+        "newrelic_key",
+        r"\b(?P<secret>(?:NRAK-[A-Z0-9]{27}|NRI[IQ]-[A-Za-z0-9_\-]{32}|NRJS-[a-f0-9]{19}|NRAA-[a-f0-9]{27}|[a-f0-9]{36}NRAL|px-(?:api|dep)-[a-f0-9\-]{36}))\b",
+        0.95,
+    ),
+    SecretRule(
+        "dynatrace-token",
+        "dynatrace_token",
+        r"\b(?P<secret>dt0[a-z]\d{2}\.[A-Z0-9]{24}\.[A-Z0-9]{64})\b",
+        0.95,
+    ),
+    SecretRule(
+        "mapbox-token",
+        "mapbox_token",
+        r"\b(?P<secret>[st]k\.eyJ[A-Za-z0-9_\-]{20,}\.[A-Za-z0-9_\-]{20,})",
+        0.9,
+    ),
+    SecretRule(
+        "okta-token",
+        "okta_token",
+        r"okta[\w\-. ]{0,30}(?:key|token|ssws)"
+        + _ASSIGN
+        + r"""(?:["'`]?SSWS\s+)?"""
+        + _Q
+        + r"(?P<secret>00[A-Za-z0-9_\-]{40})\b",
+        0.85,
+        caseless=True,
+    ),
+    SecretRule(
+        "okta-ssws", "okta_token", r"SSWS\s+(?P<secret>00[A-Za-z0-9_\-]{40})\b", 0.9
+    ),
+    SecretRule(
+        "1password-service-token",
+        "onepassword_token",
+        r"\b(?P<secret>ops_eyJ[A-Za-z0-9+/=_\-]{100,})",
+        0.95,
+    ),
+    SecretRule(
+        "1password-secret-key",
+        "onepassword_secret_key",
+        r"\b(?P<secret>A3-[A-Z0-9]{6}-(?:[A-Z0-9]{11}|[A-Z0-9]{6}-[A-Z0-9]{5})-[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5})\b",
+        0.95,
+    ),
+    SecretRule(
+        "tailscale-key",
+        "tailscale_key",
+        r"(?P<secret>tskey-[a-z]+-[A-Za-z0-9]{6,}-[A-Za-z0-9]{16,})",
+        0.95,
+    ),
+    SecretRule(
+        "age-secret-key",
+        "age_secret_key",
+        r"\b(?P<secret>AGE-SECRET-KEY-1[0-9A-Z]{58})\b",
+        0.99,
+    ),
+    SecretRule(
+        "easypost-token",
+        "easypost_token",
+        r"\b(?P<secret>EZ[AT]K[A-Za-z0-9]{54})\b",
+        0.95,
+    ),
+    SecretRule(
+        "privateai-token",
+        "privateai_token",
+        r"private[_\-]?ai[\w\-. ]{0,30}(?:key|token)"
+        + _ASSIGN
+        + _Q
+        + r"(?P<secret>[A-Za-z0-9]{32})\b",
+        0.85,
+        "entropy",
+        caseless=True,
+    ),
+    SecretRule(
+        "adafruit-key", "adafruit_key", r"\b(?P<secret>aio_[A-Za-z0-9]{28})\b", 0.9
+    ),
+    SecretRule(
+        "stackhawk-key",
+        "stackhawk_key",
+        r"\b(?P<secret>hawk\.[A-Za-z0-9_\-]{20}\.[A-Za-z0-9_\-]{20})\b",
+        0.95,
+    ),
+    SecretRule(
+        "meraki-key",
+        "meraki_key",
+        r"meraki[\w\-. ]{0,30}(?:key|token)"
+        + _ASSIGN
+        + _Q
+        + r"(?P<secret>[0-9a-f]{40})\b",
+        0.85,
+        caseless=True,
+    ),
+    SecretRule(
+        "sumologic-key",
+        "sumologic_key",
+        r"sumo[\w\-. ]{0,30}(?:id|key|token)"
+        + _ASSIGN
+        + _Q
+        + r"(?P<secret>(?:su[A-Za-z0-9]{12}|[A-Za-z0-9]{64}))\b",
+        0.85,
+        "entropy",
+        caseless=True,
+    ),
+    SecretRule(
+        "salesforce-token",
+        "salesforce_token",
+        r"\b(?P<secret>00[A-Za-z0-9]{13}![A-Za-z0-9_.]{96})",
+        0.9,
+    ),
+    SecretRule(
+        "twitch-stream-key",
+        "twitch_stream_key",
+        r"\b(?P<secret>live_\d{6,10}_[A-Za-z0-9]{30})\b",
+        0.9,
+    ),
+    SecretRule(
+        "django-secret-key",
+        "django_secret_key",
+        r"SECRET_KEY" + _ASSIGN + r"""["'](?P<secret>[^"'\s]{40,60})["']""",
+        0.85,
+        "entropy",
+        min_entropy=3.5,
+    ),
+    SecretRule(
+        "particle-token",
+        "particle_token",
+        r"particle[\w\-. ]{0,40}(?:token|key|access_token)"
+        + _ASSIGN
+        + _Q
+        + r"(?P<secret>[a-f0-9]{40})\b",
+        0.85,
+        caseless=True,
+    ),
+    SecretRule(
+        "blynk-token",
+        "blynk_token",
+        r"blynk[\w\-. /]{0,40}(?:token|auth|secret)"
+        + _ASSIGN
+        + _Q
+        + r"(?P<secret>[A-Za-z0-9_\-]{32})\b",
+        0.85,
+        caseless=True,
+    ),
+    # --- keys, tokens and hashes with a structure -----------------------------------------
+    SecretRule(
+        "jwt",
+        "jwt",
+        r"\b(?P<secret>eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{20,})",
+        0.85,
+    ),
+    SecretRule(
+        "private-key",
+        "private_key",
+        r"(?P<secret>-----BEGIN[ A-Z0-9]{0,24}PRIVATE KEY(?: BLOCK)?-----[\s\S]{64,12000}?-----END[ A-Z0-9]{0,24}PRIVATE KEY(?: BLOCK)?-----)",
+        0.99,
+        reach=12100,
+    ),
+    SecretRule(
+        "private-key-escaped",
+        "private_key",
+        r"(?P<secret>-----BEGIN[ A-Z0-9]{0,24}PRIVATE KEY-----(?:\\n|\\r\\n)[A-Za-z0-9+/=\\]{64,})",
+        0.95,
+    ),
+    SecretRule(
+        "private-key-base64",
+        "private_key",
+        r"\b(?P<secret>LS0tLS1CRUdJTi[A-Za-z0-9+/]{40,}={0,2})",
+        0.95,
+    ),
+    SecretRule(
+        "putty-private-key",
+        "private_key",
+        r"(?P<secret>PuTTY-User-Key-File-\d: [\s\S]{0,200}Private-Lines: \d+)",
+        0.9,
+    ),
+    SecretRule(
+        "wireguard-key",
+        "wireguard_key",
+        r"(?:PrivateKey|PresharedKey)\s*=\s*(?P<secret>[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=)",
+        0.95,
+    ),
+    SecretRule(
+        "secp256k1-private-key",
+        "crypto_private_key",
+        r"(?:private[_\-]?key|privkey|secret[_\-]?key|DOTENV_PRIVATE_KEY\w*)"
+        + _ASSIGN
+        + _Q
+        + r"(?P<secret>(?:0x)?[a-f0-9]{64})\b",
+        0.9,
+        "entropy",
+        caseless=True,
+    ),
+    SecretRule(
+        "password-hash-bcrypt",
+        "password_hash",
+        r"(?P<secret>\$2[abxy]?\$\d{2}\$[./A-Za-z0-9]{53})",
+        0.9,
+    ),
+    SecretRule(
+        "password-hash-crypt",
+        "password_hash",
+        r"(?P<secret>\$(?:1|5|6)\$(?:rounds=\d+\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{22,86})",
+        0.9,
+    ),
+    SecretRule(
+        "password-hash-cisco",
+        "password_hash",
+        r"(?P<secret>\$[89]\$[./A-Za-z0-9]{14}\$[./A-Za-z0-9]{43})",
+        0.9,
+    ),
+    SecretRule(
+        "password-hash-kerberos",
+        "password_hash",
+        r"(?P<secret>\$krb5(?:asrep|tgs)\$\d{2}\$[^\s:$]{0,120}[:$]?[a-f0-9]{32}\$[a-f0-9]{64,})",
+        0.9,
+    ),
+    SecretRule(
+        "vault-unseal-key",
+        "vault_unseal_key",
+        r"Unseal Key(?: \d)?:\s*(?P<secret>[A-Za-z0-9+/]{43,44}={0,2})",
+        0.95,
+    ),
     # --- credentials inside URLs, connection strings and commands -------------------------
     SecretRule(
-        "url-credentials", "connection_string_password",
+        "url-credentials",
+        "connection_string_password",
         r"""\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|redis|rediss|amqps?|mssql|sqlserver|oracle|jdbc:[a-z]+|ftp|sftp|smtp|https?|ldaps?|sidekiq|nats|kafka)://[^\s:@/'"]{0,100}:(?P<secret>[^\s@/'"]{3,200})@[^\s'"]{3,}""",
-        0.9, "password", caseless=True,
+        0.9,
+        "password",
+        caseless=True,
     ),
     SecretRule(
-        "connection-string-password", "connection_string_password",
+        "connection-string-password",
+        "connection_string_password",
         r"""(?:^|[;"'\s])(?:password|pwd)\s*=\s*(?P<secret>[^;"'\s{}$%<>]{3,100})\s*(?:;|["']|$)""",
-        0.85, "password", caseless=True,
+        0.85,
+        "password",
+        caseless=True,
     ),
-    SecretRule("basic-auth-header", "http_basic_auth", r"""Authorization:\s*Basic\s+(?P<secret>[A-Za-z0-9+/]{8,}={0,2})""", 0.85, "entropy", caseless=True, min_entropy=2.5),
-    SecretRule("bearer-auth-header", "http_bearer_token", r"""Authorization:\s*Bearer\s+(?P<secret>[A-Za-z0-9_\-.~+/]{16,}=*)""", 0.85, "entropy", caseless=True),
-    SecretRule("curl-user", "curl_credentials", r"""\bcurl\b[\s\S]{0,300}?\s(?:-u|--user)\s*["']?[^\s:'"$]{1,64}:["']?(?P<secret>[^\s'"$]{3,100})["']?""", 0.85, "password"),
-    SecretRule("netrc", "netrc_credentials", r"\bmachine\s+\S+\s+login\s+\S+\s+password\s+(?P<secret>\S{3,})", 0.9, "password"),
-    SecretRule("cli-password-flag", "command_line_password", r"""(?:\s-p|\s--password|\s-password)[\s=]+["']?(?P<secret>[^\s"'$%{<-][^\s"']{3,100})""", 0.75, "bare_password", caseless=True),
-    SecretRule("network-credential", "dotnet_credentials", r"""NetworkCredential\(\s*"[^"]{1,100}"\s*,\s*"(?P<secret>[^"]{3,100})\"""", 0.9, "password"),
-    SecretRule("directory-entry", "dotnet_credentials", r"""DirectoryEntry\(\s*"[^"]{1,200}"\s*,\s*"[^"]{1,100}"\s*,\s*"(?P<secret>[^"]{3,100})\"""", 0.9, "password"),
+    SecretRule(
+        "basic-auth-header",
+        "http_basic_auth",
+        r"""Authorization:\s*Basic\s+(?P<secret>[A-Za-z0-9+/]{8,}={0,2})""",
+        0.85,
+        "entropy",
+        caseless=True,
+        min_entropy=2.5,
+    ),
+    SecretRule(
+        "bearer-auth-header",
+        "http_bearer_token",
+        r"""Authorization:\s*Bearer\s+(?P<secret>[A-Za-z0-9_\-.~+/]{16,}=*)""",
+        0.85,
+        "entropy",
+        caseless=True,
+    ),
+    SecretRule(
+        "curl-user",
+        "curl_credentials",
+        r"""\bcurl\b[\s\S]{0,300}?\s(?:-u|--user)\s*["']?[^\s:'"$]{1,64}:["']?(?P<secret>[^\s'"$]{3,100})["']?""",
+        0.85,
+        "password",
+    ),
+    SecretRule(
+        "netrc",
+        "netrc_credentials",
+        r"\bmachine\s+\S+\s+login\s+\S+\s+password\s+(?P<secret>\S{3,})",
+        0.9,
+        "password",
+    ),
+    SecretRule(
+        "cli-password-flag",
+        "command_line_password",
+        r"""(?:\s-p|\s--password|\s-password)[\s=]+["']?(?P<secret>[^\s"'$%{<-][^\s"']{3,100})""",
+        0.75,
+        "bare_password",
+        caseless=True,
+    ),
+    SecretRule(
+        "network-credential",
+        "dotnet_credentials",
+        r"""NetworkCredential\(\s*"[^"]{1,100}"\s*,\s*"(?P<secret>[^"]{3,100})\"""",
+        0.9,
+        "password",
+    ),
+    SecretRule(
+        "directory-entry",
+        "dotnet_credentials",
+        r"""DirectoryEntry\(\s*"[^"]{1,200}"\s*,\s*"[^"]{1,100}"\s*,\s*"(?P<secret>[^"]{3,100})\"""",
+        0.9,
+        "password",
+    ),
     # --- generic assignments and context -------------------------------------------------
     SecretRule(
-        "generic-password", "generic_password",
-        _PASSWORD_NAMES + r"""[A-Za-z0-9_]{0,12}""" + _ASSIGN + r"""["'`](?P<secret>[^"'`\s]{4,128})["'`]""",
-        0.7, "password", caseless=True,
+        "generic-password",
+        "generic_password",
+        _PASSWORD_NAMES
+        + r"""[A-Za-z0-9_]{0,12}"""
+        + _ASSIGN
+        + r"""["'`](?P<secret>[^"'`\s]{4,128})["'`]""",
+        0.7,
+        "password",
+        caseless=True,
     ),
     SecretRule(
-        "generic-password-unquoted", "generic_password",
+        "generic-password-unquoted",
+        "generic_password",
         _PASSWORD_NAMES + r"""\s*[=:]\s*(?P<secret>[^"'`\s;,]{6,128})""",
-        0.6, "bare_password", caseless=True,
+        0.6,
+        "bare_password",
+        caseless=True,
     ),
     SecretRule(
-        "prose-password", "generic_password",
+        "prose-password",
+        "generic_password",
         r"""\bpass(?:word|phrase|code)?\b[^\n.]{0,40}?\b(?:is|was)\s*["'](?P<secret>[^"'\s]{4,64})["']""",
-        0.6, "password", caseless=True,
+        0.6,
+        "password",
+        caseless=True,
     ),
     SecretRule(
-        "password-literal-argument", "generic_password",
+        "password-literal-argument",
+        "generic_password",
         r"""\bpassword\s*\(?\s*["'](?P<secret>[^"'\s]{4,128})["']""",
-        0.6, "password", caseless=True,
+        0.6,
+        "password",
+        caseless=True,
     ),
     SecretRule(
-        "generic-secret-comparison", "generic_secret",
+        "generic-secret-comparison",
+        "generic_secret",
         r"""(?:secret|password|passwd|token)\w{0,20}\s*(?:==|!=)\s*["'](?P<secret>[^"'\s]{6,128})["']""",
-        0.6, "password", caseless=True,
+        0.6,
+        "password",
+        caseless=True,
     ),
     SecretRule(
-        "generic-api-key", "generic_api_key",
-        _KEY_NAMES + r"""(?:_?id|_?\d{1,2})?""" + _ASSIGN + _Q + r"""(?P<secret>[A-Za-z0-9_\-+/.=~!@#%^&*]{10,256})""",
-        0.6, "entropy", caseless=True, min_entropy=3.2,
+        "generic-api-key",
+        "generic_api_key",
+        _KEY_NAMES
+        + r"""(?:_?id|_?\d{1,2})?"""
+        + _ASSIGN
+        + _Q
+        + r"""(?P<secret>[A-Za-z0-9_\-+/.=~!@#%^&*]{10,256})""",
+        0.6,
+        "entropy",
+        caseless=True,
+        min_entropy=3.2,
     ),
     SecretRule(
-        "contextual-high-entropy", "high_entropy_token",
+        "contextual-high-entropy",
+        "high_entropy_token",
         r"""(?:key|token|secret|password|credential|bearer|auth)[^\n]{0,40}?[\s"'`:=(](?P<secret>[A-Za-z0-9+/_\-]{24,200}={0,2})\b""",
-        0.5, "entropy", caseless=True, min_entropy=4.0,
+        0.5,
+        "entropy",
+        caseless=True,
+        min_entropy=4.0,
     ),
 )

@@ -38,12 +38,20 @@ def _findings() -> list[F]:
 def test_redact_replaces_with_marker_or_removes() -> None:
     out = apply(TEXT, _findings(), {"*": "redact"}, hmac_key=KEY, vault=None)
     assert out.text == "Mail [REDACTED] or call [REDACTED], card [REDACTED]."
-    removed = apply(TEXT, _findings(), {"*": "redact"}, hmac_key=KEY, vault=None, redact_with="")
+    removed = apply(
+        TEXT, _findings(), {"*": "redact"}, hmac_key=KEY, vault=None, redact_with=""
+    )
     assert removed.text == "Mail  or call , card ."
 
 
 def test_mask_keeps_last_four_alphanumerics_and_separators() -> None:
-    out = apply(TEXT, _findings(), {"CREDIT_CARD": "mask", "*": "keep"}, hmac_key=KEY, vault=None)
+    out = apply(
+        TEXT,
+        _findings(),
+        {"CREDIT_CARD": "mask", "*": "keep"},
+        hmac_key=KEY,
+        vault=None,
+    )
     assert out.text == TEXT.replace("4111-1111-1111-1111", "****-****-****-1111")
     assert [r.operator for r in out.replaced] == ["mask"]
 
@@ -55,12 +63,17 @@ def test_hash_is_keyed_stable_and_typed() -> None:
     assert a.text == b.text != c.text
     assert "jane@example.com" not in a.text
     token = a.replaced[0].text
-    assert token.startswith("<EMAIL_ADDRESS:") and len(token) == len("<EMAIL_ADDRESS:>") + 16
+    assert (
+        token.startswith("<EMAIL_ADDRESS:")
+        and len(token) == len("<EMAIL_ADDRESS:>") + 16
+    )
 
 
 def test_placeholder_names_the_type() -> None:
     out = apply(TEXT, _findings(), {"*": "placeholder"}, hmac_key=KEY, vault=None)
-    assert out.text == "Mail <EMAIL_ADDRESS> or call <PHONE_NUMBER>, card <CREDIT_CARD>."
+    assert (
+        out.text == "Mail <EMAIL_ADDRESS> or call <PHONE_NUMBER>, card <CREDIT_CARD>."
+    )
 
 
 def test_replacement_offsets_point_into_the_output() -> None:
@@ -71,7 +84,13 @@ def test_replacement_offsets_point_into_the_output() -> None:
 
 
 def test_block_reports_type_and_leaves_text() -> None:
-    out = apply(TEXT, _findings(), {"CREDIT_CARD": "block", "*": "keep"}, hmac_key=KEY, vault=None)
+    out = apply(
+        TEXT,
+        _findings(),
+        {"CREDIT_CARD": "block", "*": "keep"},
+        hmac_key=KEY,
+        vault=None,
+    )
     assert out.blocked_types == ("CREDIT_CARD",)
     assert out.text == TEXT
 
@@ -79,7 +98,11 @@ def test_block_reports_type_and_leaves_text() -> None:
 def test_tokenize_same_value_same_token_and_restore_roundtrip() -> None:
     text = "a@x.io wrote to b@y.io and again to a@x.io"
     third = text.rindex("a@x.io")
-    findings = [F("EMAIL_ADDRESS", 0, 6), _find(text, "b@y.io", "EMAIL_ADDRESS"), F("EMAIL_ADDRESS", third, third + 6)]
+    findings = [
+        F("EMAIL_ADDRESS", 0, 6),
+        _find(text, "b@y.io", "EMAIL_ADDRESS"),
+        F("EMAIL_ADDRESS", third, third + 6),
+    ]
     vault = TokenVault()
     out = apply(text, findings, {"*": "tokenize"}, hmac_key=KEY, vault=vault)
     assert out.text == "<EMAIL_1> wrote to <EMAIL_2> and again to <EMAIL_1>"
@@ -103,7 +126,9 @@ def test_overlaps_resolved_by_score_then_length() -> None:
     bank = F("US_BANK_NUMBER", 5, 21, 0.05)
     phone = F("PHONE_NUMBER", 9, 21, 1.0)
     assert resolve_overlaps([bank, phone, card]) == [card]
-    out = apply(text, [bank, phone, card], {"*": "placeholder"}, hmac_key=KEY, vault=None)
+    out = apply(
+        text, [bank, phone, card], {"*": "placeholder"}, hmac_key=KEY, vault=None
+    )
     assert out.text == "call <CREDIT_CARD> now"
 
 
@@ -124,7 +149,9 @@ def _vault_with(*values: tuple[str, str]) -> TokenVault:
     ],
 )
 def test_stream_restorer_restores_tokens_split_across_chunks(chunks: list[str]) -> None:
-    vault = _vault_with(("EMAIL_ADDRESS", "jane@example.com"), ("PHONE_NUMBER", "212-555-0147"))
+    vault = _vault_with(
+        ("EMAIL_ADDRESS", "jane@example.com"), ("PHONE_NUMBER", "212-555-0147")
+    )
     restorer = StreamRestorer(vault)
     out = "".join(restorer.feed(c) for c in chunks) + restorer.flush()
     assert out == "Hello jane@example.com and 212-555-0147!"

@@ -29,35 +29,66 @@ def _types(findings: list[PiiFinding]) -> set[str]:
 @pytest.mark.parametrize(
     ("text", "entity", "value"),
     [
-        ("write to jane.doe@example.com today", "EMAIL_ADDRESS", "jane.doe@example.com"),
+        (
+            "write to jane.doe@example.com today",
+            "EMAIL_ADDRESS",
+            "jane.doe@example.com",
+        ),
         ("call me on (212) 555-0147 tonight", "PHONE_NUMBER", "(212) 555-0147"),
         ("my card is 4111 1111 1111 1111 thanks", "CREDIT_CARD", "4111 1111 1111 1111"),
-        ("pay to GB82 WEST 1234 5698 7654 32 please", "IBAN_CODE", "GB82 WEST 1234 5698 7654 32"),
+        (
+            "pay to GB82 WEST 1234 5698 7654 32 please",
+            "IBAN_CODE",
+            "GB82 WEST 1234 5698 7654 32",
+        ),
         ("ssn 536-22-8726 on file", "US_SSN", "536-22-8726"),
         ("server at 192.168.10.25 is down", "IP_ADDRESS", "192.168.10.25"),
-        ("or the v6 address 2001:db8::8a2e:370:7334 too", "IP_ADDRESS", "2001:db8::8a2e:370:7334"),
-        ("see https://www.example.org/path?q=1 for more", "URL", "https://www.example.org/path?q=1"),
-        ("send to 1BoatSLRHtKNngkdXEeobR76b53LETtpyT now", "CRYPTO", "1BoatSLRHtKNngkdXEeobR76b53LETtpyT"),
+        (
+            "or the v6 address 2001:db8::8a2e:370:7334 too",
+            "IP_ADDRESS",
+            "2001:db8::8a2e:370:7334",
+        ),
+        (
+            "see https://www.example.org/path?q=1 for more",
+            "URL",
+            "https://www.example.org/path?q=1",
+        ),
+        (
+            "send to 1BoatSLRHtKNngkdXEeobR76b53LETtpyT now",
+            "CRYPTO",
+            "1BoatSLRHtKNngkdXEeobR76b53LETtpyT",
+        ),
         ("the nic 00:1A:2B:3C:4D:5E died", "MAC_ADDRESS", "00:1A:2B:3C:4D:5E"),
         ("born on 1990-04-12 in a town", "DATE_TIME", "1990-04-12"),
         ("nhs number 943 476 5919 here", "UK_NHS", "943 476 5919"),
     ],
 )
-def test_each_entity_family_is_found_with_its_exact_span(detector: PiiDetector, text: str, entity: str, value: str) -> None:
+def test_each_entity_family_is_found_with_its_exact_span(
+    detector: PiiDetector, text: str, entity: str, value: str
+) -> None:
     spans = {(f.entity_type, text[f.start : f.end]) for f in detector.scan(text)}
     assert (entity, value) in spans
 
 
 def test_luhn_invalid_card_number_is_rejected(detector: PiiDetector) -> None:
-    assert "CREDIT_CARD" not in _types(detector.scan("my card is 4111 1111 1111 1112 thanks"))
+    assert "CREDIT_CARD" not in _types(
+        detector.scan("my card is 4111 1111 1111 1112 thanks")
+    )
 
 
 def test_iban_with_bad_checksum_is_rejected(detector: PiiDetector) -> None:
-    assert "IBAN_CODE" not in _types(detector.scan("pay to GB82 WEST 1234 5698 7654 33 please"))
+    assert "IBAN_CODE" not in _types(
+        detector.scan("pay to GB82 WEST 1234 5698 7654 33 please")
+    )
 
 
 def test_clean_text_yields_nothing(detector: PiiDetector) -> None:
-    assert detector.scan("Please summarise the attached article about river ecology in two paragraphs.") == []
+    assert (
+        detector.scan(
+            "Please summarise the attached article about river ecology in two paragraphs."
+        )
+        == []
+    )
 
 
 def test_entity_selection_limits_the_output(engine) -> None:
@@ -81,7 +112,9 @@ def _sample_texts(every: int) -> list[str]:
     texts: list[str] = []
     for name in ("pii_presidio_synth_v2.jsonl", "pii_presidio_generated_large.jsonl"):
         with open(EVAL_DIR / name, encoding="utf-8") as fh:
-            texts.extend(json.loads(line)["text"] for i, line in enumerate(fh) if i % every == 0)
+            texts.extend(
+                json.loads(line)["text"] for i, line in enumerate(fh) if i % every == 0
+            )
     return texts
 
 
@@ -92,8 +125,16 @@ def test_results_equal_plain_presidio_on_dev_sample(engine, threshold: float) ->
     assert len(texts) > 200
     mismatches = []
     for text in texts:
-        ours = {(f.entity_type, f.start, f.end, round(f.score, 9)) for f in detector.scan(text)}
-        ref = engine.analyze(text, language="en", entities=list(DEFAULT_ENTITIES), score_threshold=threshold)
+        ours = {
+            (f.entity_type, f.start, f.end, round(f.score, 9))
+            for f in detector.scan(text)
+        }
+        ref = engine.analyze(
+            text,
+            language="en",
+            entities=list(DEFAULT_ENTITIES),
+            score_threshold=threshold,
+        )
         theirs = {(r.entity_type, r.start, r.end, round(r.score, 9)) for r in ref}
         if ours != theirs:
             mismatches.append((text, ours ^ theirs))
@@ -111,16 +152,30 @@ def test_results_equal_presidio_on_adversarial_layouts(engine) -> None:
     ]
     for text in texts:
         ours = {(f.entity_type, f.start, f.end) for f in detector.scan(text)}
-        theirs = {(r.entity_type, r.start, r.end) for r in engine.analyze(text, language="en", entities=list(DEFAULT_ENTITIES), score_threshold=0.0)}
+        theirs = {
+            (r.entity_type, r.start, r.end)
+            for r in engine.analyze(
+                text,
+                language="en",
+                entities=list(DEFAULT_ENTITIES),
+                score_threshold=0.0,
+            )
+        }
         assert ours == theirs, text
 
 
 def test_ner_tier_is_opt_in_and_reports_its_availability() -> None:
     import spacy.util
 
-    installed = any(spacy.util.is_package(m) for m in ("en_core_web_lg", "en_core_web_md", "en_core_web_sm"))
+    installed = any(
+        spacy.util.is_package(m)
+        for m in ("en_core_web_lg", "en_core_web_md", "en_core_web_sm")
+    )
     assert PiiDetector().ner_available is False
-    assert PiiDetector(entities=["PERSON", "EMAIL_ADDRESS"], ner=True).ner_available is installed
+    assert (
+        PiiDetector(entities=["PERSON", "EMAIL_ADDRESS"], ner=True).ner_available
+        is installed
+    )
 
 
 def test_ner_entities_are_refused_without_the_ner_tier() -> None:

@@ -12,7 +12,9 @@ from detectors.secrets import SecretsDetector, looks_like_placeholder, shannon_e
 
 # A fixed pseudo-random alphabet soup, sliced to the lengths each format needs.
 _SOUP = "q7Rt2VxK9mPzL4wN8bYc3HfJ6dGs1TkQe5UaZ0oMvXiB7nCrW2hEyF9jDlS4gA8uPtK3xNb6LmQz1RcV5wHs0eJ"
-_HEX = "9f3a7c1e5b8d2f4a6c0e1b3d5f7a9c2e4b6d8f0a1c3e5b7d9f2a4c6e8b0d1f3a5c7e9b2d4f6a8c0e"
+_HEX = (
+    "9f3a7c1e5b8d2f4a6c0e1b3d5f7a9c2e4b6d8f0a1c3e5b7d9f2a4c6e8b0d1f3a5c7e9b2d4f6a8c0e"
+)
 
 
 def soup(n: int, offset: int = 0) -> str:
@@ -30,33 +32,85 @@ def detector() -> SecretsDetector:
 
 CASES = [
     ("openai project key", "sk-" + "proj-" + soup(48), "openai_api_key"),
-    ("openai legacy key", "sk-" + soup(20) + "T3Blbk" + "FJ" + soup(20, 7), "openai_api_key"),
-    ("anthropic key", "sk-" + "ant-" + "api03-" + soup(86) + "-" + soup(6, 3) + "AA", "anthropic_api_key"),
+    (
+        "openai legacy key",
+        "sk-" + soup(20) + "T3Blbk" + "FJ" + soup(20, 7),
+        "openai_api_key",
+    ),
+    (
+        "anthropic key",
+        "sk-" + "ant-" + "api03-" + soup(86) + "-" + soup(6, 3) + "AA",
+        "anthropic_api_key",
+    ),
     ("aws access key id", "AK" + "IA" + "QYLPMN5HJ3TQ7XWZ", "aws_access_key_id"),
     ("aws temporary key id", "AS" + "IA" + "V4XQ2LRM7PKZ3NWT", "aws_access_key_id"),
     ("gcp api key", "AI" + "za" + "Sy" + soup(33), "gcp_api_key"),
     ("github classic pat", "gh" + "p_" + soup(36), "github_token"),
     ("github oauth token", "gh" + "o_" + soup(36, 5), "github_token"),
     ("github server token", "gh" + "s_" + soup(36, 9), "github_token"),
-    ("github fine-grained pat", "github" + "_pat_" + soup(22) + "_" + soup(59, 4), "github_token"),
+    (
+        "github fine-grained pat",
+        "github" + "_pat_" + soup(22) + "_" + soup(59, 4),
+        "github_token",
+    ),
     ("gitlab pat", "gl" + "pat-" + soup(20), "gitlab_token"),
-    ("slack bot token", "xo" + "xb-" + "2468013579-1357924680-" + soup(24), "slack_token"),
-    ("slack webhook", "https://hooks." + "slack.com/services/" + "T0" + soup(8) + "/B0" + soup(8, 3) + "/" + soup(24, 6), "slack_webhook"),
+    (
+        "slack bot token",
+        "xo" + "xb-" + "2468013579-1357924680-" + soup(24),
+        "slack_token",
+    ),
+    (
+        "slack webhook",
+        "https://hooks."
+        + "slack.com/services/"
+        + "T0"
+        + soup(8)
+        + "/B0"
+        + soup(8, 3)
+        + "/"
+        + soup(24, 6),
+        "slack_webhook",
+    ),
     ("stripe live key", "sk" + "_live_" + soup(24), "stripe_key"),
     ("stripe restricted key", "rk" + "_live_" + soup(24, 2), "stripe_key"),
     ("twilio api key", "S" + "K" + hexs(32), "twilio_key"),
     ("sendgrid key", "S" + "G." + soup(22) + "." + soup(43, 5), "sendgrid_api_key"),
     ("npm token", "np" + "m_" + soup(36), "npm_token"),
     ("pypi token", "pypi" + "-AgEI" + "cHlwaS5vcmc" + soup(60), "pypi_token"),
-    ("jwt", "ey" + "JhbGciOiJIUzI1NiJ9" + ".ey" + "JzdWIiOiIxMjM0NTY3ODkwIn0" + "." + soup(43), "jwt"),
-    ("postgres url", "postgres" + "ql://app:" + "Wq8" + "zLm2Rt@" + "db.internal:5432/prod", "connection_string_password"),
-    ("redis url", "redis" + "://:" + "Pz4" + "kTn8Vw@" + "cache.internal:6379/0", "connection_string_password"),
-    ("amqp url", "amqp" + "://svc:" + "Hx7" + "mQ2vLp@" + "mq.internal:5672/", "connection_string_password"),
+    (
+        "jwt",
+        "ey"
+        + "JhbGciOiJIUzI1NiJ9"
+        + ".ey"
+        + "JzdWIiOiIxMjM0NTY3ODkwIn0"
+        + "."
+        + soup(43),
+        "jwt",
+    ),
+    (
+        "postgres url",
+        "postgres" + "ql://app:" + "Wq8" + "zLm2Rt@" + "db.internal:5432/prod",
+        "connection_string_password",
+    ),
+    (
+        "redis url",
+        "redis" + "://:" + "Pz4" + "kTn8Vw@" + "cache.internal:6379/0",
+        "connection_string_password",
+    ),
+    (
+        "amqp url",
+        "amqp" + "://svc:" + "Hx7" + "mQ2vLp@" + "mq.internal:5672/",
+        "connection_string_password",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "secret", "secret_type"), CASES, ids=[c[0] for c in CASES])
-def test_provider_format_is_found_with_exact_span(detector: SecretsDetector, name: str, secret: str, secret_type: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "secret", "secret_type"), CASES, ids=[c[0] for c in CASES]
+)
+def test_provider_format_is_found_with_exact_span(
+    detector: SecretsDetector, name: str, secret: str, secret_type: str
+) -> None:
     text = f"here is the credential: {secret} -- keep it safe"
     found = detector.scan(text)
     types = {f.secret_type for f in found}
@@ -67,24 +121,40 @@ def test_provider_format_is_found_with_exact_span(detector: SecretsDetector, nam
 
 def test_pem_private_key_block_is_found(detector: SecretsDetector) -> None:
     body = "\n".join(soup(64, i) for i in range(6))
-    pem = "-----BEGIN RSA " + "PRIVATE KEY-----\n" + body + "\n-----END RSA " + "PRIVATE KEY-----"
+    pem = (
+        "-----BEGIN RSA "
+        + "PRIVATE KEY-----\n"
+        + body
+        + "\n-----END RSA "
+        + "PRIVATE KEY-----"
+    )
     found = detector.scan("config:\n" + pem + "\n")
     assert [f.secret_type for f in found] == ["private_key"]
 
 
 def test_azure_storage_connection_string_is_found(detector: SecretsDetector) -> None:
-    conn = "DefaultEndpointsProtocol=https;AccountName=casemateprod;Account" + "Key=" + soup(86) + "=="
+    conn = (
+        "DefaultEndpointsProtocol=https;AccountName=casemateprod;Account"
+        + "Key="
+        + soup(86)
+        + "=="
+    )
     assert {f.secret_type for f in detector.scan(conn)} == {"azure_connection_string"}
 
 
 def test_aws_secret_key_needs_context(detector: SecretsDetector) -> None:
     value = soup(40, 11).replace("-", "")[:40]
-    assert any(f.secret_type == "aws_secret_access_key" for f in detector.scan(f"aws_secret_access_key = {value}"))
+    assert any(
+        f.secret_type == "aws_secret_access_key"
+        for f in detector.scan(f"aws_secret_access_key = {value}")
+    )
 
 
 def test_generic_password_assignment_is_found(detector: SecretsDetector) -> None:
     found = detector.scan('db_password = "Tr0ub4dor&3-horse"')
-    assert [(f.secret_type, f.rule_id) for f in found] == [("generic_password", "generic-password")]
+    assert [(f.secret_type, f.rule_id) for f in found] == [
+        ("generic_password", "generic-password")
+    ]
 
 
 def test_high_entropy_token_with_context_is_found(detector: SecretsDetector) -> None:
@@ -106,7 +176,9 @@ def test_high_entropy_token_with_context_is_found(detector: SecretsDetector) -> 
         "postgres" + "ql://user:password@localhost/db",
     ],
 )
-def test_placeholders_and_references_are_rejected(detector: SecretsDetector, text: str) -> None:
+def test_placeholders_and_references_are_rejected(
+    detector: SecretsDetector, text: str
+) -> None:
     assert detector.scan(text) == []
 
 
@@ -133,7 +205,9 @@ def test_findings_work_with_operators(detector: SecretsDetector) -> None:
     from detectors.operators import apply
 
     text = "use " + "gh" + "p_" + soup(36) + " for the push"
-    out = apply(text, detector.scan(text), {"SECRET": "redact"}, hmac_key=b"k", vault=None)
+    out = apply(
+        text, detector.scan(text), {"SECRET": "redact"}, hmac_key=b"k", vault=None
+    )
     assert out.text == "use [REDACTED] for the push"
 
 
