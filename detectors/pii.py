@@ -1,21 +1,32 @@
 """PII detection: Presidio's pattern recognizers behind a Hyperscan prefilter.
 
-Presidio's predefined recognizers (run with its NoOp NLP engine, so nothing
-needs a spaCy model) are the source of truth. Running all of them over every
-prompt costs milliseconds per KB, so a single Hyperscan database of cheap
-*superset* anchors (``@`` for e-mail, three digits for the numeric family,
-``[a-z]{2}\\d{2}`` for IBAN, ...) finds candidate positions first. Each anchor
-hit opens a window that is widened by a margin and then snapped outwards to a
-*safe boundary*: a whitespace run between two tokens that hold no digit. No
-Presidio pattern crosses such a boundary (every whitespace-spanning pattern --
-card, phone, SSN, ITIN, NHS, IBAN groups after the first -- lives inside
-digit-bearing tokens or within the margin), so analysing the window gives the
-same matches as analysing the whole text. Each recognizer only sees the windows
-of its own anchor families; windows are merged, results shifted back, then the
-engine's own score filter and ``remove_duplicates`` run over the whole list.
+Presidio's predefined recognizers, run with its NoOp NLP engine (no spaCy model),
+are the source of truth: :meth:`PiiDetector.scan` returns exactly what
+``AnalyzerEngine(nlp_engine=NoOp).analyze`` returns for the same entities and
+threshold. Running every recognizer over every prompt costs milliseconds per KB,
+so one Hyperscan database of cheap *superset* anchors (``@`` for e-mail, three
+digits for the numeric family, five digits -- or one of the few valid four-digit
+numbers -- for phones, ``[a-z]{2}\\d{2}`` for IBAN, Presidio's own TLD list for
+URLs, ...) finds candidate positions first. Every match of a recognizer contains an
+anchor of one of its families, and each anchor opens a window with safe edges:
 
-With no spaCy model installed the NER tier (PERSON, LOCATION, ORGANIZATION) is
-unavailable; ``ner=True`` enables it only when ``en_core_web_sm``/``_lg`` is.
+* whitespace-free families (e-mail, URL, crypto, MAC/UUID, IPv6): the token around
+  the anchor;
+* numeric and phone families: the anchor's line (no pattern of theirs, nor
+  libphonenumber's candidate pattern, matches a line break), cut further at safe
+  boundaries on long lines;
+* otherwise: widened by the family's reach and snapped outwards to a *safe boundary*,
+  a whitespace run between two words holding letters and no digit (no pattern that
+  crosses whitespace -- card, phone, SSN, ITIN, NHS -- has such words inside; IBAN's
+  letter-only groups are covered by its forward reach).
+
+A recognizer then analyses its windows in one call, joined by line breaks; results
+are shifted back, and the engine's score filter and ``remove_duplicates`` run over
+the whole list. Recognizers that can never reach the threshold are skipped, as the
+engine's filter would drop all their results.
+
+With no spaCy model installed the NER tier (PERSON, LOCATION, ORGANIZATION, NRP) is
+unavailable; ``ner=True`` enables it only when an ``en_core_web_*`` model is.
 """
 
 from __future__ import annotations
@@ -107,12 +118,10 @@ class _Family:
     """Anchor patterns (caseless) and how far a match may reach around an anchor's end."""
 
     patterns: tuple[str, ...]
-    back: (
-        int  # longest anchor: the match starts at most this far before the anchor's end
-    )
-    forward: int = (
-        0  # how far a match may continue past the anchor's end across safe boundaries
-    )
+    # Longest anchor: a match starts at most this far before the anchor's end.
+    back: int
+    # How far a match may continue past the anchor's end across safe boundaries.
+    forward: int = 0
     # The family's recognizers never match whitespace (and look at most one character
     # around a match), so the whitespace-delimited token around an anchor is a safe window.
     in_token: bool = False
