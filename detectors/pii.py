@@ -10,7 +10,7 @@ numbers -- for phones, ``[a-z]{2}\\d{2}`` for IBAN, Presidio's own TLD list for
 URLs, ...) finds candidate positions first. Every match of a recognizer contains an
 anchor of one of its families, and each anchor opens a window with safe edges:
 
-* whitespace-free families (e-mail, URL, crypto, MAC/UUID, IPv6): the token around
+* whitespace-free families (e-mail, URL, crypto, MAC/UUID): the token around
   the anchor;
 * numeric and phone families: the anchor's line (no pattern of theirs, nor
   libphonenumber's candidate pattern, matches a line break), cut further at safe
