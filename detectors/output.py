@@ -18,6 +18,7 @@ shingles of the prompt appear, one ``system_prompt_leak`` finding spans them.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections import deque
 from collections.abc import Iterable
@@ -161,18 +162,18 @@ class OutputSession:
     ) -> None:
         self._sc = scanner
         self._canary = canary
-        self._parts: deque[tuple[int, str]] = (
-            deque()
-        )  # recent chunks: (character offset, text)
-        self._tail_start = 0  # character offset of the oldest chunk kept
+        # Recent chunks as (character offset, text); the oldest kept starts at _tail_start.
+        self._parts: deque[tuple[int, str]] = deque()
+        self._tail_start = 0
         self._chars = 0  # characters seen
         self._bytes = 0  # UTF-8 bytes seen
-        self._byte_marks: deque[tuple[int, int]] = (
-            deque()
-        )  # (byte offset, char offset) of recent chunk starts
-        self._pending: dict[
-            int, list[int]
-        ] = {}  # kind -> [start, end] of the unsettled candidate region
+        # True while every chunk was ASCII (byte offsets are then character offsets).
+        self._ascii = True
+        # Byte and character offsets of the kept chunks' starts (parallel, for bisect).
+        self._mark_bytes: list[int] = []
+        self._mark_chars: list[int] = []
+        # kind -> [start, end] of the unsettled candidate region.
+        self._pending: dict[int, list[int]] = {}
         self._reported: set[tuple[str, str, int, int]] = set()
         self._hits: list[tuple[int, int]] = []
         self._closed = False
@@ -207,16 +208,13 @@ class OutputSession:
 
     def _char_at(self, byte_off: int) -> int:
         """Character offset of a byte offset inside the recent output."""
-        marks = self._byte_marks
-        b0, c0 = marks[0]
-        for b, c in marks:
-            if b > byte_off:
-                break
-            b0, c0 = b, c
-        if byte_off <= b0:
-            return c0
-        # Decode from the chunk start that precedes byte_off.
-        if c0 < self._tail_start:
+        if self._ascii:
+            return byte_off
+        i = bisect.bisect_right(self._mark_bytes, byte_off) - 1
+        if i < 0:
+            return self._mark_chars[0]
+        b0, c0 = self._mark_bytes[i], self._mark_chars[i]
+        if byte_off == b0:
             return c0
         segment = self._text(c0, self._chars).encode("utf-8", "replace")[
             : byte_off - b0
@@ -244,7 +242,10 @@ class OutputSession:
             return []
         data = delta.encode("utf-8", "replace")
         start_char = self._chars
-        self._byte_marks.append((self._bytes, start_char))
+        self._mark_bytes.append(self._bytes)
+        self._mark_chars.append(start_char)
+        if self._ascii and len(data) != len(delta):
+            self._ascii = False
         self._parts.append((start_char, delta))
         self._chars += len(delta)
         self._bytes += len(data)
@@ -352,9 +353,13 @@ class OutputSession:
             keep_from = min(keep_from, lo - self._sc.settle_chars)
         parts = self._parts
         # Drop whole chunks that end before keep_from (always keep the newest one).
+        dropped = 0
         while len(parts) > 1 and parts[0][0] + len(parts[0][1]) <= keep_from:
             parts.popleft()
-            self._byte_marks.popleft()
+            dropped += 1
+        if dropped:
+            del self._mark_bytes[:dropped]
+            del self._mark_chars[:dropped]
         self._tail_start = parts[0][0]
 
     # -- system-prompt leakage ----------------------------------------------------------

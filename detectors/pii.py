@@ -297,11 +297,11 @@ def _snap_right(text: str, pos: int) -> int:
         for m in _BOUNDARY.finditer(text, lo, hi):
             if _right_token_ok(text, m.end(1)):
                 return m.end(1)
-        lo = max(
-            lo + 1, hi - 64
-        )  # re-scan a little so a boundary cut by ``hi`` is not lost
         if hi == n:
             break
+        lo = max(
+            lo + 1, hi - 64
+        )  # re-scan a little: a boundary cut by ``hi`` is not lost
     return n
 
 
