@@ -173,9 +173,8 @@ def evaluate_pii(eval_dir: Path, progress: bool) -> dict[str, Any]:
         )
         return [(r.start, r.end, r.entity_type) for r in found]
 
-    theirs(
-        texts[0]
-    )  # warm Presidio's lazily loaded state as the detector did in its constructor
+    # Warm Presidio's lazily loaded state, as the detector does in its constructor.
+    theirs(texts[0])
     bar = (
         (lambda it, desc: tqdm(it, desc=desc, unit="text", leave=False))
         if progress
@@ -260,9 +259,10 @@ def evaluate_secrets(
     benign_flags, benign_t = _timed(
         lambda t: bool(detector.scan(t)), bar(benign_texts, "secrets: benign")
     )
+    # Best of three passes: the machine is shared.
     benign_t = min(
         benign_t, *(_timed(detector.scan, benign_texts)[1] for _ in range(2))
-    )  # best of three
+    )
     us_per_kb = benign_t * 1e6 / _kb(benign_texts) if benign_texts else float("nan")
     return {
         "recall": n_secret_hit / n_secret if n_secret else float("nan"),

@@ -1,13 +1,18 @@
 """Credential formats for :mod:`detectors.secrets`, written from the providers' documented formats.
 
 Each rule is one regular expression that compiles both in Python's ``re`` and in
-Hyperscan (no look-around, no back-references). The named group ``secret`` marks the
+Hyperscan's prefilter mode (no look-around, no back-references). The patterns are
+generalised from documented key formats and common configuration syntax, never
+copied from evaluation data. The named group ``secret`` marks the
 reported span (the whole match when absent). ``check`` selects the post-check:
 
 * ``"format"``   -- a distinctive prefix or structure; only obvious placeholders are
   rejected ("xxxx", "EXAMPLE", "your_key", a run of one character, ...);
 * ``"password"`` -- a value assigned to a password-like name: also rejects variable
-  references, templates and environment look-ups, needs at least 6 characters;
+  references, templates, environment look-ups and stand-in words ("password",
+  "secret", "changeme", ...), needs at least 4 characters;
+* ``"bare_password"`` -- the same for an unquoted value, which must also not look like
+  code (a call, an attribute path, a type name);
 * ``"entropy"``  -- a token assigned to a key/token/secret-like name, or a random-looking
   token next to a context word: also needs mixed character classes and
   Shannon entropy of at least ``min_entropy`` bits per character.
@@ -33,7 +38,6 @@ class SecretRule:
     reach: int = 700
 
 
-_B64URL = r"[A-Za-z0-9_\-]"
 _Q = r"""["'`]?"""  # optional quote
 # Names whose value is a credential. Matched as the tail of an identifier
 # (``DB_PASSWORD``, ``clientSecret``, ``x-api-key``).
