@@ -161,6 +161,7 @@ class Runtime:
 
         s = self.settings
         from proxy.detection import detector_stages
+        from proxy.providers.router import UpstreamTrace
 
         cache_counter = {True: metrics.CACHE.labels(result="hit"), False: metrics.CACHE.labels(result="miss")}
         det = detector_stages(self.detectors, self.pii_key, self.remote_classifier)
@@ -176,7 +177,7 @@ class Runtime:
             PolicyStage(self.directory, self.router),
             *pre_cache,
             CacheLookupStage(self.cache, on_result=lambda hit: cache_counter[hit].inc()),
-            UpstreamStage(self.router),
+            UpstreamStage(self.router, trace_factory=UpstreamTrace),
             *post_upstream,
             CacheStoreStage(self.cache),
             AuditStage(self.audit, self.router.cost),

@@ -32,8 +32,9 @@ class UpstreamStage:
     phase = "tail"
     optional = False
 
-    def __init__(self, router: Router) -> None:
+    def __init__(self, router: Router, trace_factory: Any = None) -> None:
         self._router = router
+        self._trace_factory = trace_factory     # e.g. proxy.providers.router.UpstreamTrace
 
     async def __call__(self, ctx: RequestContext) -> None:
         if ctx.cache_hit:
@@ -45,10 +46,12 @@ class UpstreamStage:
         if pol is not None and pol.output_enabled and ctx.route != "embeddings":
             prepare_output_checks(ctx, body, pol.output_canary)
         t0 = perf_counter()
+        trace = self._trace_factory() if self._trace_factory is not None else None
+        kw = {"trace": trace} if trace is not None else {}
         if ctx.route == "embeddings":
-            ctx.response = await self._router.embeddings(route, body, ctx.request_id)
+            ctx.response = await self._router.embeddings(route, body, ctx.request_id, **kw)
         elif ctx.stream:
-            it = self._router.chat_stream_batches(route, body, ctx.request_id).__aiter__()
+            it = self._router.chat_stream_batches(route, body, ctx.request_id, **kw).__aiter__()
             # Pull the first chunk here, so connect errors and upstream error statuses become a
             # proper HTTP problem before any byte of the SSE response is sent.
             try:
@@ -57,8 +60,11 @@ class UpstreamStage:
                 first = None
             ctx.stream_iter = _prepend(first, it) if first is not None else _empty()
         else:
-            ctx.response = await self._router.chat(route, body, ctx.request_id)
+            ctx.response = await self._router.chat(route, body, ctx.request_id, **kw)
         ctx.upstream_ms = (perf_counter() - t0) * 1000.0
+        if trace is not None and trace.provider and trace.provider != ctx.provider:
+            ctx.provider = trace.provider                  # failed over: account to who answered
+            ctx.upstream_model = trace.upstream_model or ctx.upstream_model
         usage = (ctx.response or {}).get("usage") if ctx.response else None
         if usage:
             ctx.prompt_tokens = int(usage.get("prompt_tokens") or 0)

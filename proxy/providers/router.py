@@ -294,6 +294,14 @@ class ProviderRouter:
                     result = await call(provider, model)
                 except ProviderHTTPError as exc:
                     last_exc = exc
+                    if exc.status in (401, 403):
+                        # Casemate's own provider credential was refused: the caller's request is fine,
+                        # so this is an upstream failure (502) and the fallback provider gets a chance.
+                        breaker.record_failure()
+                        self._observe(name, started, "auth_error")
+                        last_exc = ProviderHTTPError(502, f"provider refused Casemate's credentials "
+                                                          f"(HTTP {exc.status}): {exc.message}", False)
+                        break
                     if exc.status < 500 and exc.status != 429 and not exc.retryable:
                         breaker.record_success()            # upstream is up; it disliked the request
                         self._observe(name, started, "rejected")

@@ -56,6 +56,9 @@ class HTTPProvider(ABC):
             connect=config.connect_timeout_s,       # pool wait + TCP/TLS connect
             sock_read=config.read_timeout_s,        # longest silence between two reads
         )
+        # streams: no cap on the whole answer (long generations), only on connecting and on silence
+        self._stream_timeout = aiohttp.ClientTimeout(
+            total=None, connect=config.connect_timeout_s, sock_read=config.read_timeout_s)
         self._list_timeout = aiohttp.ClientTimeout(
             total=min(config.total_timeout_s, LIST_MODELS_TIMEOUT_S), connect=config.connect_timeout_s)
         headers = {"User-Agent": USER_AGENT, "Content-Type": _JSON, "Accept": _JSON}
@@ -169,7 +172,8 @@ class HTTPProvider(ABC):
         is released on exit."""
         try:
             async with self.session().post(url, data=orjson.dumps(payload), params=params,
-                                           headers=self._request_headers(request_id)) as resp:
+                                           headers=self._request_headers(request_id),
+                                           timeout=self._stream_timeout) as resp:
                 if resp.status >= 400:
                     raise await self._http_error(resp)
                 ctype = resp.headers.get("Content-Type", "")

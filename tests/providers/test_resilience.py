@@ -192,7 +192,7 @@ async def test_unreachable_upstream_is_retried_then_upstream_failed(make_router:
 
 
 async def test_api_key_never_appears_in_error_details(make_router: Build, upstream: ScriptedUpstream) -> None:
-    upstream.script(CHAT, err(401, f"Incorrect API key provided: {KEY}"))
+    upstream.script(CHAT, err(400, f"Unsupported parameter for key {KEY}"))
     upstream.script(BACKUP_CHAT, err(503, f"key {KEY} is over quota"))
     router = make_router(cfg(upstream, "oa"), cfg(upstream, "backup", "/backup", max_retries=0))
     with pytest.raises(UpstreamRejected) as rejected:
@@ -202,6 +202,19 @@ async def test_api_key_never_appears_in_error_details(make_router: Build, upstre
     for exc in (rejected.value, failed.value):
         rendered = str(exc.problem("/v1/chat/completions", "r", "t")) + str(exc) + repr(exc.__cause__)
         assert KEY not in rendered and "***" in exc.detail
+
+
+async def test_upstream_refusing_our_credentials_is_a_502_and_fails_over(make_router: Build,
+                                                                         upstream: ScriptedUpstream) -> None:
+    upstream.script(CHAT, err(401, f"Incorrect API key provided: {KEY}"))
+    upstream.script(BACKUP_CHAT, Reply(json=openai_completion()))
+    router = make_router(cfg(upstream, "oa", fallback="backup"), cfg(upstream, "backup", "/backup"))
+    assert (await router.chat(router.resolve("oa/m"), chat_body(), "r"))["choices"]
+    upstream.script(CHAT, err(403, f"Incorrect API key provided: {KEY}"))
+    alone = make_router(cfg(upstream, "oa"))
+    with pytest.raises(UpstreamFailed) as failed:
+        await alone.chat(alone.resolve("oa/m"), chat_body(), "r")
+    assert failed.value.status == 502 and "credentials" in failed.value.detail and KEY not in failed.value.detail
 
 
 async def test_abandoned_stream_releases_its_connection(make_router: Build, upstream: ScriptedUpstream) -> None:
