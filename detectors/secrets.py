@@ -20,6 +20,7 @@ import hyperscan
 import numpy as np
 
 from . import _hs
+from .operators import resolve_overlaps
 from .rules.secrets_rules import RULES, SecretRule
 
 __all__ = [
@@ -271,12 +272,4 @@ class SecretsDetector:
                                 rule.confidence,
                             )
                         )
-        if len(candidates) <= 1:
-            return candidates
-        candidates.sort(key=lambda f: (-f.confidence, -(f.end - f.start), f.start))
-        kept: list[SecretFinding] = []
-        for f in candidates:
-            if all(f.end <= k.start or k.end <= f.start for k in kept):
-                kept.append(f)
-        kept.sort(key=lambda f: f.start)
-        return kept
+        return resolve_overlaps(candidates) if len(candidates) > 1 else candidates
