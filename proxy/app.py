@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from time import perf_counter
 from datetime import datetime, timezone
 from typing import Any
 
@@ -18,6 +19,7 @@ from proxy.problems import problem_response, sse_error_event
 from proxy.runtime import Runtime
 
 log = logging.getLogger("casemate.proxy")
+access_log = logging.getLogger("casemate.access")
 RUNTIME = web.AppKey("runtime", Runtime)
 VERSION = "0.1.0"
 _SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "Connection": "keep-alive",
@@ -52,6 +54,7 @@ class ProxyHandlers:
         self.tokens_in = metrics.TOKENS.labels(direction="in")
         self.tokens_out = metrics.TOKENS.labels(direction="out")
         self._auth: tuple[Any, Any] | None = None
+        self.access_log = rt.settings.access_log
 
     # -- helpers ---------------------------------------------------------------------------
     async def _read_body(self, request: web.Request) -> bytes:
@@ -146,6 +149,15 @@ class ProxyHandlers:
 
     def _account(self, ctx: RequestContext) -> None:
         self.counters.request(ctx.route, ctx.status)
+        if self.access_log and access_log.isEnabledFor(logging.INFO):
+            p = ctx.principal
+            err = ctx.error
+            access_log.info("%s %s %d", ctx.method, ctx.path, ctx.status, extra={
+                "request_id": ctx.request_id, "route": ctx.route, "status": ctx.status, "outcome": ctx.outcome,
+                "tenant_id": p.tenant_id if p else None, "model": ctx.model, "provider": ctx.provider,
+                "error_code": err.error_code if err else None, "stream": ctx.stream,
+                "latency_ms": round((perf_counter() - ctx.started) * 1000.0, 3),
+                "prompt_tokens": ctx.prompt_tokens, "completion_tokens": ctx.completion_tokens})
         if ctx.prompt_tokens:
             self.tokens_in.inc(ctx.prompt_tokens)
         if ctx.completion_tokens:

@@ -80,6 +80,7 @@ class Settings:
     secret_key: str | None = None                # master secret (base64/hex/text, >= 32 bytes)
     log_level: str = "INFO"
     log_json: bool = True
+    access_log: bool = False                     # one JSON line per proxied request (INFO)
     # rate limits (platform defaults; tenants and keys override)
     default_rpm: int = 600
     default_tpm: int = 1_000_000
@@ -127,6 +128,7 @@ _ENV_SCALARS: dict[str, str] = {
     "CASEMATE_SECRET_KEY": "secret_key",
     "CASEMATE_LOG_LEVEL": "log_level",
     "CASEMATE_LOG_JSON": "log_json",
+    "CASEMATE_ACCESS_LOG": "access_log",
     "CASEMATE_DEFAULT_RPM": "default_rpm",
     "CASEMATE_DEFAULT_TPM": "default_tpm",
     "CASEMATE_RATELIMIT_FAIL_OPEN": "ratelimit_fail_open",
@@ -147,7 +149,7 @@ _GROUPS: dict[str, dict[str, str]] = {
     "cache": {"enabled": "cache_enabled", "ttl_s": "cache_ttl_s", "max_entries": "cache_max_entries"},
     "audit": {"queue_size": "audit_queue_size", "batch_size": "audit_batch_size",
               "flush_interval_s": "audit_flush_interval_s"},
-    "logging": {"level": "log_level", "json": "log_json"},
+    "logging": {"level": "log_level", "json": "log_json", "access": "access_log"},
     "metrics": {"tenant_labels": "metrics_tenant_labels"},
     "detectors": {"remote_classifier_url": "injection_remote_url",
                   "remote_classifier_timeout_s": "injection_remote_timeout_s"},

@@ -23,7 +23,8 @@ def server(mock_upstream, tmp_path_factory):
         {"key": LIMITED_KEY, "tenant": "acme", "name": "limited", "rpm": 3},
         {"key": RESTRICTED_KEY, "tenant": "other", "name": "restricted", "allowed_models": ["gpt-4o-mini"]},
     ]
-    cfg = base_config(mock_upstream, keys, kill_switch={"models": ["retired-model"]})
+    cfg = base_config(mock_upstream, keys, kill_switch={"models": ["retired-model"]},
+                      logging={"level": "INFO", "json": True, "access": True})
     srv = CasemateServer(tmp_path_factory.mktemp("casemate"), cfg)
     yield srv
     srv.stop()

@@ -186,3 +186,17 @@ def test_health_and_ready(server):
     assert httpx.get(server.url + "/health").json()["status"] == "ok"
     r = httpx.get(server.url + "/ready")
     assert r.status_code == 200 and all(r.json()["checks"].values())
+
+
+def test_access_log_is_json_lines_carrying_the_request_id(server):
+    import json
+    import time
+
+    r = httpx.post(server.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {MAIN_KEY}",
+                   "X-Request-ID": "log-trace-77"}, json={"model": "gpt-4o-mini", "messages": user("log me")})
+    assert r.status_code == 200
+    time.sleep(0.2)
+    lines = [json.loads(x) for x in server.log().splitlines() if x.startswith("{")]
+    mine = [x for x in lines if x.get("request_id") == "log-trace-77"]
+    assert mine and mine[0]["logger"] == "casemate.access" and mine[0]["status"] == 200
+    assert mine[0]["tenant_id"] and mine[0]["latency_ms"] > 0

@@ -12,6 +12,7 @@ import time
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import REDIS_URL
 from tests.e2e.harness import ROOT, CasemateServer, base_config, free_port, wait_http
@@ -32,11 +33,17 @@ def test_rate_limit_is_exact_across_two_workers_with_redis(mock_upstream, tmp_pa
     cfg = base_config(mock_upstream, [{"key": KEY, "tenant": "rl", "rpm": 25}])
     srv = CasemateServer(tmp_path, cfg, workers=2, env={"CASEMATE_REDIS_URL": REDIS_URL})
     try:
-        pids = set()
-        for _ in range(20):
-            pids.add(httpx.get(srv.url + "/health").headers.get("x-request-id"))
         codes = asyncio.run(_fire(srv.url, 60))
         assert codes.count(200) == 25 and codes.count(429) == 35
+        # multiprocess metrics: one scrape (served by either worker) sums both workers' series
+        time.sleep(1.2)                                   # buffered stage histograms flush every second
+        families = {f.name: f for f in text_string_to_metric_families(httpx.get(srv.url + "/metrics").text)}
+        by_status = {s.labels["status"]: s.value for s in families["casemate_requests"].samples
+                     if s.name == "casemate_requests_total" and s.labels["route"] == "chat"}
+        assert by_status == {"200": 25.0, "429": 35.0}
+        auth = [s for s in families["casemate_stage_duration_seconds"].samples
+                if s.name.endswith("_count") and s.labels["stage"] == "authenticate"]
+        assert auth and auth[0].value == 60.0
     finally:
         assert srv.stop() == 0
 
