@@ -181,3 +181,38 @@ def test_ner_tier_is_opt_in_and_reports_its_availability() -> None:
 def test_ner_entities_are_refused_without_the_ner_tier() -> None:
     with pytest.raises(ValueError):
         PiiDetector(entities=["PERSON"])
+
+
+def test_detector_never_touches_the_network() -> None:
+    """tldextract (e-mail validation) must use its bundled suffix list, not fetch one."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import socket\n"
+        "attempts = []\n"
+        "def refuse(*args, **kwargs):\n"
+        "    attempts.append(args)\n"
+        "    raise OSError('network disabled in test')\n"
+        "socket.socket.connect = refuse\n"
+        "socket.create_connection = refuse\n"
+        "socket.getaddrinfo = refuse\n"
+        "from detectors.pii import PiiDetector\n"
+        "found = PiiDetector().scan('mail jane.doe@example.co.uk or see https://example.org/x')\n"
+        "assert {f.entity_type for f in found} >= {'EMAIL_ADDRESS', 'URL'}, found\n"
+        "assert attempts == [], attempts\n"
+    )
+    env = {
+        k: v
+        for k, v in __import__("os").environ.items()
+        if k != "TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS"
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
