@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -185,9 +188,6 @@ def test_ner_entities_are_refused_without_the_ner_tier() -> None:
 
 def test_detector_never_touches_the_network() -> None:
     """tldextract (e-mail validation) must use its bundled suffix list, not fetch one."""
-    import subprocess
-    import sys
-
     probe = (
         "import socket\n"
         "attempts = []\n"
@@ -203,9 +203,7 @@ def test_detector_never_touches_the_network() -> None:
         "assert attempts == [], attempts\n"
     )
     env = {
-        k: v
-        for k, v in __import__("os").environ.items()
-        if k != "TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS"
+        k: v for k, v in os.environ.items() if k != "TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS"
     }
     done = subprocess.run(
         [sys.executable, "-c", probe],
