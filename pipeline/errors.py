@@ -132,3 +132,14 @@ class UpstreamTimeout(StageError):
     title = "Upstream provider timed out"
     openai_type = "timeout"
     slug = "upstream-timeout"
+
+
+class HttpProblem(StageError):
+    """A problem for an HTTP-level failure outside the chain (unknown route, internal error)."""
+
+    def __init__(self, status: int, title: str, detail: str, *, error_code: str, slug: str) -> None:
+        super().__init__(detail, error_code=error_code, reason=slug)
+        self.status = status
+        self.title = title
+        self.slug = slug
+        self.openai_type = "api_error" if status >= 500 else "invalid_request_error"

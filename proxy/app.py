@@ -12,7 +12,7 @@ from aiohttp import web
 
 from detectors.operators import StreamRestorer
 from pipeline.context import RequestContext
-from pipeline.errors import PayloadTooLarge, StageError, UpstreamFailed, ValidationFailed
+from pipeline.errors import HttpProblem, PayloadTooLarge, StageError, UpstreamFailed, ValidationFailed
 from pipeline.stages.request_id import assign_request_id
 from proxy import metrics
 from proxy.problems import problem_response, sse_error_event
@@ -311,32 +311,24 @@ def _now() -> str:
 
 @web.middleware
 async def _unexpected_errors(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Turn anything unexpected into a problem document (never a bare 500 page)."""
+    """Turn anything unexpected into a problem document (never a bare error page)."""
     try:
         return await handler(request)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        err = StageError(exc.reason or "error")
-        err.status = exc.status
-        err.title = exc.reason or "Error"
-        err.error_code = f"HTTP-{exc.status}"
-        err.slug = "http-error"
-        rid = _rid(request)["X-Request-ID"]
-        return problem_response(err, instance=request.path, request_id=rid,
-                                openai=request.path.startswith("/v1/"))
+        err = HttpProblem(exc.status, exc.reason or "Error", exc.reason or "error",
+                          error_code=f"HTTP-{exc.status}", slug="http-error")
     except asyncio.CancelledError:
         raise
     except Exception:
         rid = _rid(request)["X-Request-ID"]
         log.exception("unhandled error on %s", request.path, extra={"request_id": rid})
-        err = StageError("Internal error; the request id identifies it in the logs.")
-        err.status = 500
-        err.title = "Internal error"
-        err.error_code = "GW-500"
-        err.slug = "internal-error"
-        return problem_response(err, instance=request.path, request_id=rid,
-                                openai=request.path.startswith("/v1/"))
+        err = HttpProblem(500, "Internal error", "Internal error; the request id identifies it in the logs.",
+                          error_code="GW-500", slug="internal-error")
+        return problem_response(err, instance=request.path, request_id=rid, openai=request.path.startswith("/v1/"))
+    return problem_response(err, instance=request.path, request_id=_rid(request)["X-Request-ID"],
+                            openai=request.path.startswith("/v1/"))
 
 
 def create_proxy_app(rt: Runtime, *, manage_runtime: bool = True) -> web.Application:

@@ -200,3 +200,10 @@ def test_access_log_is_json_lines_carrying_the_request_id(server):
     mine = [x for x in lines if x.get("request_id") == "log-trace-77"]
     assert mine and mine[0]["logger"] == "casemate.access" and mine[0]["status"] == 200
     assert mine[0]["tenant_id"] and mine[0]["latency_ms"] > 0
+
+
+@pytest.mark.parametrize("method, path, status", [("GET", "/v1/nothing-here", 404), ("GET", "/v1/chat/completions", 405)])
+def test_unknown_routes_and_methods_get_problem_documents(server, method, path, status):
+    r = httpx.request(method, server.url + path)
+    assert r.status_code == status and r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["error_code"] == f"HTTP-{status}" and r.headers["x-request-id"]
