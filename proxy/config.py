@@ -201,14 +201,17 @@ def _str_tuple(key: str, value: Any) -> tuple[str, ...] | None:
     return tuple(value)
 
 
-def _provider(i: int, raw: Any) -> ProviderSettings:
-    where = f"providers[{i}]"
+def _check_mapping(where: str, raw: Any, known: set[str]) -> None:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping")
-    known = {f.name for f in fields(ProviderSettings)}
     for k in raw:
         if k not in known:
             raise ConfigError(f"{where}.{k}: unknown key (known: {', '.join(sorted(known))})")
+
+
+def _provider(i: int, raw: Any) -> ProviderSettings:
+    where = f"providers[{i}]"
+    _check_mapping(where, raw, {f.name for f in fields(ProviderSettings)})
     if not raw.get("name") or not isinstance(raw["name"], str):
         raise ConfigError(f"{where}.name: required string")
     kind = raw.get("kind", "openai")
@@ -255,12 +258,7 @@ def _provider(i: int, raw: Any) -> ProviderSettings:
 
 def _bootstrap_key(i: int, raw: Any) -> BootstrapKey:
     where = f"keys[{i}]"
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a mapping")
-    known = {f.name for f in fields(BootstrapKey)}
-    for k in raw:
-        if k not in known:
-            raise ConfigError(f"{where}.{k}: unknown key (known: {', '.join(sorted(known))})")
+    _check_mapping(where, raw, {f.name for f in fields(BootstrapKey)})
     key = raw.get("key")
     if not isinstance(key, str) or len(key) < 20:
         raise ConfigError(f"{where}.key: required string of at least 20 characters")
