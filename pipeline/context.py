@@ -68,7 +68,7 @@ class RequestContext:
         "security", "response", "stream_iter", "response_headers", "cache_key", "cache_hit",
         "prompt_tokens", "completion_tokens", "estimated_tokens", "cost_usd", "upstream_ms",
         "pipeline_ms", "error", "status", "vault", "canary", "system_prompt", "extras",
-        "rl_state", "outcome", "upstream_route",
+        "rl_state", "outcome", "upstream_route", "upstream_router",
     )
 
     def __init__(self, route: str, method: str, path: str, headers: Mapping[str, str],
@@ -110,3 +110,4 @@ class RequestContext:
         self.rl_state: Any = None               # rate-limit result for X-RateLimit-* headers
         self.outcome = "ok"                     # ok | blocked | error | interrupted
         self.upstream_route: Any = None         # the router's Route, resolved by the policy stage
+        self.upstream_router: Any = None        # the router (platform's or the tenant's) that serves it

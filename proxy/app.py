@@ -242,8 +242,8 @@ class ProxyHandlers:
                 stage(ctx)
         except StageError as err:
             return self._problem(ctx, err, True)
-        models = (await rt.router.list_models()).get("data", [])
         p = ctx.principal
+        models = await rt.router.list_models(p.tenant_id if p else None)
         pol = rt.directory.effective_policy(p.tenant_id, rt.directory.keys_by_id.get(p.subject)) if p else None
         visible = [m for m in models if _model_visible(m.get("id", ""), p, pol)]
         self.counters.request("models", 200)

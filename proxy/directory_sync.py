@@ -26,6 +26,7 @@ class DirectorySync:
         self._redis = redis
         self._static = tuple(static_kill_switches)
         self._nudge = asyncio.Event()
+        self.on_provider_change: Any = None      # callable(tenant_id), set by the runtime
         self._tasks: list[asyncio.Task[None]] = []
         self.healthy = False
 
@@ -99,6 +100,9 @@ class DirectorySync:
                     d.upsert_policy(got_p[pid])
                 else:
                     d.remove_policy(pid)
+        if "provider" in by_kind and self.on_provider_change is not None:
+            for tid in sorted({ch.tenant_id for ch in changes if ch.kind == "provider" and ch.tenant_id}):
+                self.on_provider_change(tid)
         if "kill_switch" in by_kind:
             d.set_kill_switches(tuple(await self._store.kill_switch_records()) + self._static)
         d.seq = max(ch.seq for ch in changes)

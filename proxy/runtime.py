@@ -112,6 +112,7 @@ class Runtime:
         from proxy import metrics
         from proxy.providers.base import ProviderConfig
         from proxy.providers.router import ProviderRouter
+        from proxy.tenant_providers import Routing
 
         s = self.settings
         Path(s.data_dir).mkdir(parents=True, exist_ok=True)
@@ -132,7 +133,10 @@ class Runtime:
         await self.sync.load()
         self.sync.start()
         configs = [ProviderConfig.from_settings(p) for p in s.providers]
-        self.router = ProviderRouter(configs, s.default_provider, observer=metrics.UpstreamObserver())
+        observer = metrics.UpstreamObserver()
+        self.router = Routing(ProviderRouter(configs, s.default_provider, observer=observer), self.store, observer)
+        await self.router.load_all(list(self.directory.tenants))
+        self.sync.on_provider_change = self.router.reload_soon
         self.audit = AuditWriter(self.store, Path(s.data_dir) / "journal", max_queue=s.audit_queue_size,
                                  batch_size=s.audit_batch_size, flush_interval_s=s.audit_flush_interval_s,
                                  token_sink=self.limiter.add_tokens, metrics=metrics.AuditMetrics())
@@ -177,7 +181,7 @@ class Runtime:
             PolicyStage(self.directory, self.router),
             *pre_cache,
             CacheLookupStage(self.cache, on_result=lambda hit: cache_counter[hit].inc()),
-            UpstreamStage(self.router, trace_factory=UpstreamTrace),
+            UpstreamStage(self.router.platform, trace_factory=UpstreamTrace),
             *post_upstream,
             CacheStoreStage(self.cache),
             AuditStage(self.audit, self.router.cost),

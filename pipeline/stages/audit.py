@@ -14,7 +14,7 @@ class AuditSink(Protocol):
                usage: tuple[tuple[str, ...], int]) -> None: ...
 
 
-CostFn = Callable[[str | None, str | None, int, int], float]
+CostFn = Callable[..., float]   # (provider, model, prompt_tokens, completion_tokens, tenant_id=) -> USD
 
 
 def rfc3339(ts: float) -> str:
@@ -35,7 +35,7 @@ class AuditStage:
         p = ctx.principal
         if ctx.prompt_tokens or ctx.completion_tokens:
             ctx.cost_usd = self._cost(ctx.provider, ctx.upstream_model or ctx.model, ctx.prompt_tokens,
-                                      ctx.completion_tokens)
+                                      ctx.completion_tokens, tenant_id=p.tenant_id if p is not None else None)
         err = ctx.error
         blocked = err is not None and ctx.outcome == "blocked"
         sec = ctx.security.as_dict(ctx.pipeline_ms)

@@ -10,7 +10,8 @@ from pipeline.stages.kill_switch import check_model_provider
 
 
 class RouteResolver(Protocol):
-    def resolve(self, model: str) -> Any: ...   # -> object with .provider.name and .upstream_model
+    def resolve(self, model: str, tenant_id: str | None = None) -> tuple[Any, Any]: ...
+    # -> (router that serves it, route with .provider.name and .upstream_model)
 
 
 class PolicyStage:
@@ -38,7 +39,8 @@ class PolicyStage:
             sec.violations.append("model_not_allowed")
             raise PolicyViolation(f"Model '{model}' is not allowed by policy '{pol.name}'.",
                                   error_code="GW-002", reason="model_not_allowed")
-        route = self._router.resolve(model)
+        router, route = self._router.resolve(model, p.tenant_id if p is not None else None)
+        ctx.upstream_router = router
         ctx.upstream_route = route
         provider = route.provider.name
         ctx.provider = provider

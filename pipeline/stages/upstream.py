@@ -41,7 +41,8 @@ class UpstreamStage:
             return
         body = ctx.body
         assert body is not None and ctx.model is not None
-        route = ctx.upstream_route or self._router.resolve(ctx.model)
+        router = ctx.upstream_router or self._router
+        route = ctx.upstream_route or router.resolve(ctx.model)
         pol = ctx.policy
         if pol is not None and pol.output_enabled and ctx.route != "embeddings":
             prepare_output_checks(ctx, body, pol.output_canary)
@@ -49,9 +50,9 @@ class UpstreamStage:
         trace = self._trace_factory() if self._trace_factory is not None else None
         kw = {"trace": trace} if trace is not None else {}
         if ctx.route == "embeddings":
-            ctx.response = await self._router.embeddings(route, body, ctx.request_id, **kw)
+            ctx.response = await router.embeddings(route, body, ctx.request_id, **kw)
         elif ctx.stream:
-            it = self._router.chat_stream_batches(route, body, ctx.request_id, **kw).__aiter__()
+            it = router.chat_stream_batches(route, body, ctx.request_id, **kw).__aiter__()
             # Pull the first chunk here, so connect errors and upstream error statuses become a
             # proper HTTP problem before any byte of the SSE response is sent.
             try:
@@ -60,7 +61,7 @@ class UpstreamStage:
                 first = None
             ctx.stream_iter = _prepend(first, it) if first is not None else _empty()
         else:
-            ctx.response = await self._router.chat(route, body, ctx.request_id, **kw)
+            ctx.response = await router.chat(route, body, ctx.request_id, **kw)
         ctx.upstream_ms = (perf_counter() - t0) * 1000.0
         if trace is not None and trace.provider and trace.provider != ctx.provider:
             ctx.provider = trace.provider                  # failed over: account to who answered

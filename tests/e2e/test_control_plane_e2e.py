@@ -92,3 +92,29 @@ def test_blocked_requests_reach_the_audit_log_and_the_request_log(cluster):
     until(logged, within=3.0)
     r = admin(cluster, "GET", f"/api/v1/requests/{rid}")
     assert r.status_code == 200 and r.json()["data"]["blocked"] is True
+
+
+def test_a_tenants_own_provider_serves_its_models_with_its_own_credentials(cluster, mock_upstream):
+    secret = "sk-" + "tenantOwnUpstreamCredential42"
+    r = admin(cluster, "POST", "/api/v1/providers", json={
+        "name": "acme-openai", "kind": "openai", "base_url": mock_upstream.url + "/v1",
+        "models": [{"name": "acme-private-model", "input_per_1k": 0.001, "output_per_1k": 0.002}],
+        "credentials": {"api_key": secret}})
+    assert r.status_code == 201, r.text
+    assert secret not in r.text                                   # write-only
+
+    def routed_with_tenant_key() -> bool:
+        mock_upstream.clear()
+        ok = httpx.post(cluster.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {OWNER_KEY}"},
+                        json={"model": "acme-private-model",
+                              "messages": [{"role": "user", "content": f"hi {time.monotonic()}"}]},
+                        timeout=10).status_code == 200
+        sent = [q for q in mock_upstream.requests() if q["path"].endswith("/chat/completions")]
+        return ok and bool(sent) and sent[-1]["headers"].get("Authorization") == f"Bearer {secret}"
+
+    until(routed_with_tenant_key, within=3.0)
+    # platform models keep working for the tenant, with the platform's credentials
+    mock_upstream.clear()
+    assert chat(cluster, OWNER_KEY, "platform route, not cached 9c1e").status_code == 200
+    sent = [q for q in mock_upstream.requests() if q["path"].endswith("/chat/completions")]
+    assert sent[-1]["headers"].get("Authorization") == "Bearer sk-mock"
