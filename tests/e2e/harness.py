@@ -38,6 +38,17 @@ def wait_http(url: str, timeout: float = 40.0, proc: subprocess.Popen | None = N
     raise RuntimeError(f"{url} did not answer 200 within {timeout}s ({last})")
 
 
+def wait_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
 class MockUpstream:
     def __init__(self) -> None:
         self.port = free_port()
@@ -103,6 +114,8 @@ class CasemateServer:
                                      cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT)
         try:
             wait_http(self.url + "/ready", proc=None)
+            if role in ("all", "admin"):
+                wait_port(self.admin_port)     # with several workers the admin app lives in worker 0 only
         except RuntimeError:
             self.stop()
             raise RuntimeError(f"casemate did not become ready:\n{self.log()[-6000:]}") from None
