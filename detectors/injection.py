@@ -12,10 +12,13 @@ Two local tiers, both compiled / loaded once per ``InjectionDetector``:
    numpy operations over the UTF-8 bytes; long texts are scored in overlapping
    windows and the worst window counts.
 
-A calibration layer fitted on out-of-fold predictions maps (model logit,
-signature score) to one probability-like ``score``. Each role (system, user,
-assistant, tool) has its own threshold; ``uncertain(score)`` says whether an
-optional remote classifier should be asked.
+A calibration layer maps (model logit, signature score) to one probability-like
+``score``. It is fitted on leave-one-source-out predictions, so it trusts the
+model only as far as the model carries over to sources it never saw (which, on
+the development data, is not far: the signatures carry most of the weight).
+Each role (system, user, assistant, tool) has its own threshold, chosen on
+grouped out-of-fold scores; ``uncertain(score)`` says whether an optional remote
+classifier should be asked.
 """
 
 from __future__ import annotations
