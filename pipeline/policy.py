@@ -14,6 +14,8 @@ from typing import Any, Mapping
 import fastjsonschema
 import orjson
 
+from pipeline.checks.rules import TOOL_RULES_SCHEMA
+
 ACTIONS_DETECT = ["block", "redact", "flag", "shadow"]
 PII_OPERATORS = ["redact", "mask", "hash", "placeholder", "tokenize", "block"]
 ROLES = ["system", "user", "assistant", "tool"]
@@ -89,7 +91,7 @@ POLICY_SCHEMA: dict[str, Any] = {
                                    "never delivered. 0 releases at once; a block then only cuts the stream."},
             },
         },
-        "tool_rules": {"type": "object", "description": "Agent tool-call rules (see /api/v1/check)."},
+        "tool_rules": TOOL_RULES_SCHEMA,
     },
 }
 

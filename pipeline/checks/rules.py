@@ -157,12 +157,21 @@ class CompiledRules:
         return host in self.allow_hosts or host.endswith(self.allow_suffixes)
 
 
+def _refuse_all(_arguments: Any) -> Any:
+    raise ValueError("the tool's argument schema in the policy is not a valid JSON Schema")
+
+
 def _compile_tool(pattern: str, raw: Mapping[str, Any]) -> ToolRule:
     schema = raw.get("schema")
+    validate: Callable[[Any], Any] | None = None
+    if schema is not None:
+        try:
+            validate = fastjsonschema.compile(schema)
+        except fastjsonschema.JsonSchemaDefinitionException:
+            validate = _refuse_all                  # fail closed: a broken schema never widens access
     return ToolRule(
         pattern=pattern, category=raw.get("category"), action=raw.get("action"),
-        min_risk=RISK_LEVELS.index(raw["min_risk"]) if raw.get("min_risk") else 0,
-        validate=fastjsonschema.compile(schema) if schema is not None else None,
+        min_risk=RISK_LEVELS.index(raw["min_risk"]) if raw.get("min_risk") else 0, validate=validate,
     )
 
 
