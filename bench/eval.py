@@ -291,6 +291,39 @@ def _pct(v: Any) -> str:
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}%"
 
 
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "-" if math.isnan(v) else f"{v:.4g}"
+    return "-" if v is None else str(v)
+
+
+def _render_section(name: str, sec: dict[str, Any]) -> list[str]:
+    """Scalars as a list, ``by_*`` tables of per-key metrics as markdown tables."""
+    lines = [f"## {name}\n"]
+    scalars = [(k, v) for k, v in sec.items() if not isinstance(v, (dict, list))]
+    lines += [f"- {k}: {_fmt(v)}" for k, v in scalars]
+    for key, table in sec.items():
+        if not (isinstance(table, dict) and table and all(isinstance(v, dict) for v in table.values())):
+            continue
+        cols = sorted({c for row in table.values() for c, v in row.items() if not isinstance(v, (dict, list))})
+        lines += ["", f"{key}:", "", "| " + " | ".join([name, *cols]) + " |", "|" + "---|" * (len(cols) + 1)]
+        for rk, row in table.items():
+            lines.append("| " + " | ".join([str(rk), *(_fmt(row.get(c)) for c in cols)]) + " |")
+    lines.append("")
+    return lines
+
+
+def _json_safe(obj: Any) -> Any:
+    """NaN / inf become null so that eval.json is strict JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
 def render_markdown(result: dict[str, Any], eval_dir: Path) -> str:
     lines = [f"# Detector evaluation\n\nData: `{eval_dir}`\n"]
     inj = result.get("injection")
@@ -321,7 +354,7 @@ def render_markdown(result: dict[str, Any], eval_dir: Path) -> str:
         lines.append("")
     for name in ("pii", "secrets"):
         if name in result:
-            lines += [f"## {name}\n", "```json", json.dumps(result[name], indent=1)[:4000], "```", ""]
+            lines += _render_section(name, result[name])
     lat = result["latency_us_per_kb"]
     lines += ["## Cost (µs per KB of text, single thread; injection: best of 3 passes over an evenly spaced "
               "sample of up to 400 texts, cache off)\n", "| detector | µs/KB |", "|---|---|"]
@@ -341,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     result = run_eval(eval_dir, sections, progress=not args.no_progress)
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out_dir / "eval.json").write_text(json.dumps(_json_safe(result), indent=2, allow_nan=False) + "\n")
     md = render_markdown(result, eval_dir)
     (args.out_dir / "eval.md").write_text(md)
     print(md)

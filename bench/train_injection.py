@@ -20,7 +20,8 @@ first model scores highest (the one holding the injection).
 Validation and calibration (printed, and stored in the metadata json):
 * grouped 5-fold cross-validation (folds by the ``group`` field) gives
   out-of-fold logits: the per-role thresholds are set on them (1 % FPR on the
-  benign kinds of that role, 0.2 % for system prompts);
+  benign kinds of that role, 0.2 % for system prompts), floored so that one weak
+  signature (weight < 0.45) cannot flag a typical benign text on its own;
 * leave-one-file-out: each pi_* / benign_* file (one upstream source) is held
   out in turn and scored by a model trained on the others. The calibration
   (model logit + signature score -> probability) is fitted on these logits so
@@ -64,6 +65,7 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_EVAL_DIR = REPO.parent / "shared" / "eval"
 DIM = 1 << HASH_BITS
 L2 = 1e-4
+WEAK_RULE = 0.45
 
 USER_BENIGN_KINDS = ("user_prompt", "roleplay_prompt", "structured_prompt", "multilingual_user_prompt",
                      "image_prompt", "harmful_request")
@@ -414,6 +416,11 @@ def main(argv: list[str] | None = None) -> int:
         "tool": threshold_at_fpr(benign_of(TOOL_BENIGN_KINDS), 0.01),
         "system": threshold_at_fpr(benign_of(SYSTEM_BENIGN_KINDS), 0.002),
     }
+    # Floor: one weak signature (weight below WEAK_RULE) must not flag a typical benign text alone.
+    for role, kind_list in (("user", USER_BENIGN_KINDS), ("tool", TOOL_BENIGN_KINDS), ("system", SYSTEM_BENIGN_KINDS)):
+        typical_z = float(np.median(z_oof[benign & np.isin(kinds, kind_list)]))
+        floor = float(calibrated(cal, np.array([typical_z]), np.array([WEAK_RULE]))[0])
+        thresholds[role] = max(thresholds[role], floor)
     thresholds["assistant"] = max(thresholds["user"], thresholds["tool"])
     thresholds = {k: round(v, 4) for k, v in thresholds.items()}
     all_benign = s_oof[benign]

@@ -219,9 +219,16 @@ class SignatureMatcher:
                     hit.append(self._norm[i])
         if encoded_hit:
             hit.append(ENCODED_PAYLOAD_RULE)
+        # Raw-text markers (invisible characters, mixed scripts) only amplify: normalisation already
+        # undoes those evasions, and benign text can carry such characters, so alone they score 0.
         miss = 1.0
         for r in hit:
-            miss *= 1.0 - r.weight
+            if not r.raw:
+                miss *= 1.0 - r.weight
+        if miss < 1.0:
+            for r in hit:
+                if r.raw:
+                    miss *= 1.0 - r.weight
         return SignatureHits(tuple(hit), 1.0 - miss)
 
 

@@ -83,7 +83,10 @@ def test_main_writes_json_and_markdown(tiny_eval_dir, tmp_path, capsys):
     out = tmp_path / "results"
     assert bench_eval.main(["--eval-dir", str(tiny_eval_dir), "--sections", "injection", "--out-dir", str(out),
                             "--no-progress"]) == 0
-    data = json.loads((out / "eval.json").read_text())
+    def reject(token: str) -> None:
+        raise AssertionError(f"non-standard JSON constant {token}")
+
+    data = json.loads((out / "eval.json").read_text(), parse_constant=reject)
     _check_injection_shape(data["injection"])
     assert "Prompt injection" in (out / "eval.md").read_text()
     assert "Prompt injection" in capsys.readouterr().out
