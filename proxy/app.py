@@ -15,6 +15,7 @@ from pipeline.context import RequestContext
 from pipeline.errors import HttpProblem, PayloadTooLarge, StageError, UpstreamFailed, ValidationFailed
 from pipeline.stages.request_id import assign_request_id
 from proxy import metrics
+from proxy.check_routes import register_check_routes
 from proxy.problems import problem_response, sse_error_event
 from proxy.runtime import Runtime
 
@@ -351,4 +352,5 @@ def create_proxy_app(rt: Runtime, *, manage_runtime: bool = True) -> web.Applica
 
         app.on_startup.append(_startup)
         app.on_cleanup.append(_cleanup)
+    register_check_routes(app, rt)
     return app

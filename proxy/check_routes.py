@@ -1,0 +1,701 @@
+"""Agent tool-call gating on the proxy: /api/v1/check, human review, traces, anomalies.
+
+    POST  /api/v1/check                        decide a tool call (allow | block | pending)
+    GET   /api/v1/check/{id}/decision?wait=N   a pending check's decision (long-poll up to N s, max 60)
+    PATCH /api/v1/check/{id}                   resolve a pending check (permission checks:review)
+    POST  /api/v1/traces                       ingest tool-call traces (201 at once; written in batches)
+    GET   /api/v1/traces                       list traces (agent_id, from, to, blocked, limit, cursor)
+    GET   /api/v1/anomalies                    list anomaly events (min_score, agent_id, decision, ...)
+
+The decision path never awaits the database: the policy is memoised by the directory, the
+compiled rules by policy fingerprint, and allowed / blocked checks are recorded as audit events
+through the audit writer's queue. Only a pending check is written before answering (the agent
+polls it next, possibly on another worker). Review wake-ups cross workers through Redis pub/sub
+when configured; waiters also re-read the store periodically, so a decision made anywhere
+(the admin API included) is seen without Redis too.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import fastjsonschema
+import orjson
+from aiohttp import web
+
+from pipeline.checks.agent_token import AgentTokenError, AgentTokens
+from pipeline.checks.engine import CheckEngine, CheckRequest, Verdict
+from pipeline.checks.rules import CompiledRules, RulesCache
+from pipeline.context import Principal, RequestContext
+from pipeline.errors import Forbidden, HttpProblem, NotFound, StageError, Unauthenticated, ValidationFailed
+from pipeline.ids import uuid7_str
+from pipeline.stages.authenticate import bearer_token
+from pipeline.stages.request_id import assign_request_id
+from proxy.problems import now_rfc3339, problem_response
+
+log = logging.getLogger("casemate.checks")
+
+CHECKS_CHANNEL = "cm:checks"
+VERSION = "0.1.0"
+MAX_WAIT_S = 60.0
+REVIEW_ROLES = frozenset({"owner", "admin", "security_admin"})
+AGENT_PERMISSIONS = frozenset({"checks:write", "traces:write"})
+_POLL_S_LOCAL = 0.25           # store re-read interval while long-polling without Redis
+_POLL_S_REDIS = 2.0            # with Redis wake-ups (a safety net only)
+_UUID_LEN = 36
+
+_ID = {"type": "string", "minLength": 1, "maxLength": 200}
+CHECK_BODY = {
+    "type": "object", "additionalProperties": False, "required": ["tool_name"],
+    "properties": {"agent_id": _ID, "tool_name": _ID, "arguments": {}, "session_id": _ID,
+                   "context": {"type": "object"}},
+}
+DECIDE_BODY = {
+    "type": "object", "additionalProperties": False, "required": ["decision"],
+    "properties": {"decision": {"enum": ["allow", "block"]}, "decided_by": {"type": "string", "maxLength": 200},
+                   "reason": {"type": "string", "maxLength": 2000}},
+}
+TRACE = {
+    "type": "object", "additionalProperties": False, "required": ["tool_name"],
+    "properties": {"agent_id": _ID, "tool_name": _ID, "session_id": _ID, "arguments": {}, "result": {},
+                   "decision": {"enum": ["allow", "block", "pending"]}, "blocked": {"type": "boolean"},
+                   "error": {"type": ["string", "null"], "maxLength": 4000},
+                   "duration_ms": {"type": ["number", "null"], "minimum": 0}, "check_id": _ID,
+                   "ts": {"type": "string", "format": "date-time"}},
+}
+TRACES_BODY = {"anyOf": [TRACE, {"type": "object", "additionalProperties": False, "required": ["traces"],
+                                 "properties": {"traces": {"type": "array", "minItems": 1, "maxItems": 1000,
+                                                           "items": TRACE}}}]}
+_check_body = fastjsonschema.compile(CHECK_BODY)
+_decide_body = fastjsonschema.compile(DECIDE_BODY)
+_traces_body = fastjsonschema.compile(TRACES_BODY)
+
+
+def _conflict(detail: str) -> HttpProblem:
+    return HttpProblem(409, "Conflict", detail, error_code="CHK-409", slug="conflict")
+
+
+def _invalid(exc: fastjsonschema.JsonSchemaValueException, root: str = "body") -> ValidationFailed:
+    where = exc.name.replace("data", root, 1)
+    return ValidationFailed(f"{where}: {exc.message.replace(exc.name + ' ', '')}", extra={"field": where},
+                            reason="invalid_request")
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return _iso(value)
+    return value
+
+
+def encode_cursor(after_id: str) -> str:
+    return base64.urlsafe_b64encode(f"c1:{after_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        raw = ""
+    if not raw.startswith("c1:") or len(raw) != 3 + _UUID_LEN:
+        raise ValidationFailed("cursor: is not valid", extra={"field": "cursor"}, reason="invalid_request")
+    return raw[3:]
+
+
+class BatchWriter:
+    """A bounded queue written to the store in batches by one background task.
+
+    A failed write keeps the batch at the head of the queue and retries on the next tick; when
+    the queue is full the oldest rows are dropped and counted (`dropped`).
+    """
+
+    def __init__(self, name: str, write: Callable[[list[dict[str, Any]]], Awaitable[None]], *,
+                 max_queue: int = 50_000, batch: int = 500, interval_s: float = 0.5) -> None:
+        self.name = name
+        self._write = write
+        self._q: deque[dict[str, Any]] = deque()
+        self._max = max_queue
+        self._batch = batch
+        self._interval = interval_s
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.dropped = 0
+
+    def submit(self, row: dict[str, Any]) -> None:
+        if len(self._q) >= self._max:
+            self._q.popleft()
+            self.dropped += 1
+        self._q.append(row)
+        if len(self._q) >= self._batch:
+            self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"casemate-{self.name}-writer")
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            await self.flush()
+
+    async def flush(self) -> bool:
+        while self._q:
+            batch = [self._q[i] for i in range(min(self._batch, len(self._q)))]
+            try:
+                await self._write(batch)
+            except Exception as exc:  # noqa: BLE001 - the store is down: keep the rows, retry next tick
+                log.warning("%s batch write failed (%s); %d rows kept", self.name, exc.__class__.__name__,
+                            len(self._q))
+                return False
+            for _ in batch:
+                self._q.popleft()
+        return True
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        await self.flush()
+
+
+class CheckService:
+    """One worker's check state: engine, compiled-rules cache, review waiters, trace/anomaly writers."""
+
+    def __init__(self, rt: Any) -> None:
+        self.rt = rt
+        self.rules = RulesCache()
+        self.tokens = AgentTokens(rt.master)
+        self.engine: CheckEngine | None = None
+        self.traces: BatchWriter | None = None
+        self.anomalies: BatchWriter | None = None
+        self._waiters: dict[str, asyncio.Event] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._auth: tuple[Any, Any] | None = None
+        self._counters: dict[tuple[str, int], Any] = {}
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        det = self.rt.detectors
+        self.engine = CheckEngine(injection=getattr(det, "injection", None), secrets=getattr(det, "secrets", None),
+                                  pii=getattr(det, "pii", None))
+        store = self.rt.store
+        self.traces = BatchWriter("traces", store.write_traces)
+        self.anomalies = BatchWriter("anomalies", store.write_anomalies)
+        self.traces.start()
+        self.anomalies.start()
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._sweep(), name="casemate-check-sweeper"))
+        if self.rt.redis is not None:
+            self._tasks.append(loop.create_task(self._subscribe(), name="casemate-check-wakeups"))
+
+    async def close(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
+                pass
+        self._tasks.clear()
+        for w in (self.traces, self.anomalies):
+            if w is not None:
+                await w.close()
+
+    # -- authentication ------------------------------------------------------------------------
+    def _stages(self) -> tuple[Any, Any]:
+        if self._auth is None:
+            chain = self.rt.chain
+            assert chain is not None
+            self._auth = (chain.stage("authenticate"), chain.stage("kill_switch"))
+        return self._auth
+
+    def authenticate(self, ctx: RequestContext) -> tuple[Principal, str | None]:
+        """API key / user JWT through the chain's own stage, and/or an agent JWT; returns the agent id
+        the token fixes (None without one)."""
+        auth, kill = self._stages()
+        agent_token = ctx.headers.get("X-Casemate-Agent-Token")
+        principal: Principal | None = None
+        if bearer_token(ctx.headers):
+            auth(ctx)
+            principal = ctx.principal
+        agent_id = None
+        if agent_token:
+            try:
+                claims = self.tokens.verify(agent_token.strip())
+            except AgentTokenError as exc:
+                raise Unauthenticated(f"Agent token refused: {exc}.", error_code="AUTH-008",
+                                      reason="invalid_agent_token") from None
+            if principal is not None and principal.tenant_id != claims.tenant_id:
+                raise Forbidden("The agent token belongs to another organization than the API key.",
+                                error_code="AUTH-009", reason="agent_tenant_mismatch")
+            agent_id = claims.agent_id
+            if principal is None:
+                tenant = self.rt.directory.tenants.get(claims.tenant_id)
+                if tenant is None or tenant.status != "active":
+                    raise Forbidden("The agent's organization is not active.", error_code="AUTH-006",
+                                    reason="tenant_suspended")
+                principal = Principal(tenant_id=tenant.id, tenant_name=tenant.name, subject=agent_id, kind="agent",
+                                      role="agent", permissions=AGENT_PERMISSIONS)
+                ctx.principal = principal
+        if principal is None:
+            raise Unauthenticated("Missing credentials: send an API key ('Authorization: Bearer <key>' or "
+                                  "'X-Casemate-API-Key') or 'X-Casemate-Agent-Token'.", error_code="AUTH-001",
+                                  reason="missing_key")
+        kill(ctx)
+        return principal, agent_id
+
+    @staticmethod
+    def require(principal: Principal, *perms: str) -> None:
+        if not any(p in principal.permissions for p in perms):
+            raise Forbidden(f"Missing permission {perms[0]}.", error_code="AUTH-003", reason="forbidden")
+
+    @staticmethod
+    def can_review(principal: Principal) -> bool:
+        return "checks:review" in principal.permissions or (principal.kind == "user" and
+                                                            principal.role in REVIEW_ROLES)
+
+    # -- decisions ------------------------------------------------------------------------------
+    def compiled_rules(self, principal: Principal, agent_id: str) -> tuple[Any, CompiledRules]:
+        d = self.rt.directory
+        key = d.keys_by_id.get(principal.subject) if principal.kind == "api_key" else None
+        policy = d.effective_policy(principal.tenant_id, key)
+        return policy, self.rules.get(policy.fingerprint, policy.document.get("tool_rules") or {}, agent_id)
+
+    def decide(self, principal: Principal, agent_id: str, body: dict[str, Any], request_id: str
+               ) -> tuple[str, Any, Verdict]:
+        assert self.engine is not None
+        policy, rules = self.compiled_rules(principal, agent_id)
+        req = CheckRequest(tenant_id=principal.tenant_id, agent_id=agent_id, tool_name=body["tool_name"],
+                           arguments=body.get("arguments"), session_id=body.get("session_id"),
+                           context=body.get("context"))
+        verdict = self.engine.evaluate(rules, req)
+        check_id = uuid7_str()
+        if verdict.anomaly_score >= rules.anomaly_threshold and rules.anomaly_enabled and self.anomalies:
+            self.anomalies.submit({"id": uuid7_str(), "tenant_id": principal.tenant_id, "agent_id": agent_id,
+                                   "check_id": check_id, "tool_name": req.tool_name, "score": verdict.anomaly_score,
+                                   "decision": verdict.decision, "components": verdict.anomaly_components})
+        return check_id, policy, verdict
+
+    def audit(self, action: str, principal: Principal, check_id: str, request_id: str,
+              details: dict[str, Any]) -> None:
+        audit = self.rt.audit
+        if audit is None:
+            return
+        audit.submit({"id": uuid7_str(), "tenant_id": principal.tenant_id, "ts": now_rfc3339(),
+                      "actor": f"{principal.kind}:{principal.subject}", "request_id": request_id, "action": action,
+                      "resource_type": "tool_check", "resource_id": check_id,
+                      "outcome": "denied" if action == "check.blocked" else "success", "details": details}, {},
+                     ((), 0))
+
+    @staticmethod
+    def answer(check_id: str, policy: Any, agent_id: str, body: dict[str, Any], v: Verdict) -> dict[str, Any]:
+        return {"check_id": check_id, "decision": v.decision, "policy_name": policy.name, "risk_level": v.risk_level,
+                "classification": {"category": v.category, "signals": v.signals},
+                "anomaly_score": v.anomaly_score, "reasons": v.reasons, "agent_id": agent_id,
+                "tool_name": body["tool_name"], "session_id": body.get("session_id")}
+
+    async def store_pending(self, principal: Principal, check_id: str, policy: Any, agent_id: str,
+                            body: dict[str, Any], v: Verdict) -> datetime:
+        expires = datetime.now(timezone.utc) + timedelta(seconds=v.timeout_s)
+        await self.rt.store.create_pending_check({
+            "id": check_id, "tenant_id": principal.tenant_id, "agent_id": agent_id,
+            "session_id": body.get("session_id"), "tool_name": body["tool_name"], "category": v.category,
+            "risk_level": v.risk_level, "policy_name": policy.name, "signals": v.signals, "reasons": v.reasons,
+            "arguments": body.get("arguments"), "anomaly_score": v.anomaly_score,
+            "timeout_decision": v.timeout_decision, "expires_at": expires,
+        })
+        return expires
+
+    # -- review ---------------------------------------------------------------------------------
+    async def resolve(self, tenant_id: str, check_id: str, decision: str, *, decided_by: str, actor: str,
+                      reason: str | None, request_id: str | None) -> tuple[dict[str, Any], bool]:
+        row, changed = await self.rt.store.decide_check(tenant_id, check_id, decision, decided_by=decided_by,
+                                                        reason=reason)
+        if changed:
+            if self.rt.audit is not None:
+                self.rt.audit.submit({
+                    "id": uuid7_str(), "tenant_id": tenant_id, "ts": now_rfc3339(), "actor": actor,
+                    "request_id": request_id, "action": "check.decided", "resource_type": "tool_check",
+                    "resource_id": check_id, "outcome": "success",
+                    "details": {"decision": decision, "decided_by": decided_by, "reason": reason,
+                                "agent_id": row["agent_id"], "tool_name": row["tool_name"],
+                                "risk_level": row["risk_level"]}}, {}, ((), 0))
+            await self.publish(check_id)
+        return row, changed
+
+    async def resolve_timeout(self, row: dict[str, Any]) -> dict[str, Any]:
+        resolved, _ = await self.resolve(row["tenant_id"], row["id"], row["timeout_decision"],
+                                         decided_by="system:timeout", actor="system:timeout",
+                                         reason="review timed out", request_id=None)
+        return resolved
+
+    async def publish(self, check_id: str) -> None:
+        self.wake(check_id)
+        if self.rt.redis is not None:
+            try:
+                await self.rt.redis.publish(CHECKS_CHANNEL, check_id)
+            except Exception as exc:  # noqa: BLE001 - waiters re-read the store anyway
+                log.warning("check wake-up publish failed: %s", exc.__class__.__name__)
+
+    def wake(self, check_id: str) -> None:
+        ev = self._waiters.pop(check_id, None)
+        if ev is not None:
+            ev.set()
+
+    async def wait_decision(self, tenant_id: str, check_id: str, wait_s: float) -> dict[str, Any]:
+        store = self.rt.store
+        row = await store.get_check(tenant_id, check_id)
+        deadline = time.monotonic() + wait_s
+        poll = _POLL_S_REDIS if self.rt.redis is not None else _POLL_S_LOCAL
+        while row["status"] == "pending":
+            now = datetime.now(timezone.utc)
+            if row["expires_at"] <= now:
+                return await self.resolve_timeout(row)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            ev = self._waiters.get(check_id)
+            if ev is None:
+                ev = self._waiters[check_id] = asyncio.Event()
+            step = min(left, poll, max(0.0, (row["expires_at"] - now).total_seconds()) + 0.01)
+            try:
+                await asyncio.wait_for(ev.wait(), timeout=step)
+            except asyncio.TimeoutError:
+                pass
+            row = await store.get_check(tenant_id, check_id)
+        return row
+
+    async def _sweep(self) -> None:
+        """Resolve pending checks past their deadline (every worker may run it: resolution is atomic)."""
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                for tenant_id, check_id in await self.rt.store.expired_pending_checks():
+                    row = await self.rt.store.get_check(tenant_id, check_id)
+                    if row["status"] == "pending":
+                        await self.resolve_timeout(row)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - store briefly down: try again next tick
+                log.warning("check sweeper: %s", exc.__class__.__name__)
+
+    async def _subscribe(self) -> None:
+        while True:
+            pubsub = self.rt.redis.pubsub()
+            try:
+                await pubsub.subscribe(CHECKS_CHANNEL)
+                async for msg in pubsub.listen():
+                    if msg.get("type") == "message":
+                        data = msg["data"]
+                        self.wake(data.decode() if isinstance(data, bytes) else str(data))
+            except asyncio.CancelledError:
+                await pubsub.aclose()
+                raise
+            except Exception as exc:  # noqa: BLE001 - Redis went away: waiters fall back to polling
+                log.warning("check wake-up subscription lost: %s", exc.__class__.__name__)
+                await asyncio.sleep(1.0)
+
+
+def _decision_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {"check_id": row["id"], "decision": row["decision"], "status": row["status"],
+            "decided_by": row["decided_by"], "reason": row["decision_reason"], "decided_at": _iso(row["decided_at"]),
+            "expires_at": _iso(row["expires_at"]), "timeout_decision": row["timeout_decision"],
+            "risk_level": row["risk_level"], "tool_name": row["tool_name"], "agent_id": row["agent_id"]}
+
+
+class CheckHandlers:
+    """The aiohttp handlers; every error is an RFC 7807 problem."""
+
+    def __init__(self, svc: CheckService) -> None:
+        self.svc = svc
+        from proxy import metrics
+
+        self._metric = metrics.REQUESTS
+
+    def _count(self, route: str, status: int) -> None:
+        c = self.svc._counters.get((route, status))
+        if c is None:
+            c = self.svc._counters[(route, status)] = self._metric.labels(route=route, status=str(status))
+        c.inc()
+
+    def _ctx(self, request: web.Request, route: str) -> RequestContext:
+        ctx = RequestContext(route, request.method, request.path, request.headers, b"", request.remote)
+        assign_request_id(ctx)
+        return ctx
+
+    def _ok(self, ctx: RequestContext, data: Any, status: int = 200, pagination: dict[str, Any] | None = None
+            ) -> web.Response:
+        meta: dict[str, Any] = {"request_id": ctx.request_id, "timestamp": now_rfc3339(), "version": VERSION}
+        if pagination is not None:
+            meta["pagination"] = pagination
+        self._count(ctx.route, status)
+        return web.Response(status=status, body=orjson.dumps({"data": data, "meta": meta, "errors": None}),
+                            content_type="application/json", headers={"X-Request-ID": ctx.request_id})
+
+    def _problem(self, ctx: RequestContext, err: StageError) -> web.Response:
+        self._count(ctx.route, err.status)
+        return problem_response(err, instance=ctx.path, request_id=ctx.request_id, openai=False)
+
+    async def _json(self, request: web.Request) -> Any:
+        raw = await request.read()
+        try:
+            return orjson.loads(raw) if raw else None
+        except orjson.JSONDecodeError:
+            raise ValidationFailed("body: is not valid JSON", extra={"field": "body"}, reason="invalid_json") from None
+
+    @staticmethod
+    def _check_id(request: web.Request) -> str:
+        cid = request.match_info["check_id"]
+        if len(cid) != _UUID_LEN:
+            raise NotFound("check not found", error_code="CHK-404", reason="not_found")
+        return cid
+
+    async def _get_row(self, tenant_id: str, check_id: str, wait_s: float = 0.0) -> dict[str, Any]:
+        from admin_api.store import NotFoundError
+
+        try:
+            if wait_s > 0:
+                return await self.svc.wait_decision(tenant_id, check_id, wait_s)
+            row = await self.svc.rt.store.get_check(tenant_id, check_id)
+        except NotFoundError:
+            raise NotFound("check not found", error_code="CHK-404", reason="not_found") from None
+        if row["status"] == "pending" and row["expires_at"] <= datetime.now(timezone.utc):
+            row = await self.svc.resolve_timeout(row)
+        return row
+
+    # -- routes ---------------------------------------------------------------------------------
+    async def check(self, request: web.Request) -> web.StreamResponse:
+        ctx = self._ctx(request, "check")
+        svc = self.svc
+        try:
+            principal, token_agent = svc.authenticate(ctx)
+            svc.require(principal, "checks:write")
+            body = await self._json(request)
+            try:
+                _check_body(body)
+            except fastjsonschema.JsonSchemaValueException as exc:
+                raise _invalid(exc) from None
+            agent_id = token_agent or body.get("agent_id")
+            if agent_id is None:
+                raise ValidationFailed("agent_id: is required (or send X-Casemate-Agent-Token)",
+                                       extra={"field": "agent_id"}, reason="invalid_request")
+            if token_agent is not None and body.get("agent_id") not in (None, token_agent):
+                raise Forbidden("agent_id differs from the agent token's agent.", error_code="AUTH-010",
+                                reason="agent_mismatch")
+            check_id, policy, v = svc.decide(principal, agent_id, body, ctx.request_id)
+            data = svc.answer(check_id, policy, agent_id, body, v)
+            details = {"agent_id": agent_id, "tool_name": body["tool_name"], "session_id": body.get("session_id"),
+                       "category": v.category, "signals": v.signals, "risk_level": v.risk_level,
+                       "reasons": v.reasons, "policy": policy.name, "anomaly_score": v.anomaly_score}
+            if v.decision == "pending":
+                expires = await svc.store_pending(principal, check_id, policy, agent_id, body, v)
+                data["review"] = {"expires_at": _iso(expires), "timeout_decision": v.timeout_decision,
+                                  "poll": f"/api/v1/check/{check_id}/decision"}
+                svc.audit("check.pending", principal, check_id, ctx.request_id, details)
+            else:
+                svc.audit("check.allowed" if v.decision == "allow" else "check.blocked", principal, check_id,
+                          ctx.request_id, details)
+            return self._ok(ctx, data)
+        except StageError as err:
+            return self._problem(ctx, err)
+
+    async def decision(self, request: web.Request) -> web.StreamResponse:
+        ctx = self._ctx(request, "check_decision")
+        try:
+            principal, _ = self.svc.authenticate(ctx)
+            self.svc.require(principal, "checks:write", "checks:review")
+            raw_wait = request.query.get("wait", "0")
+            try:
+                wait = float(raw_wait)
+            except ValueError:
+                wait = -1.0
+            if not 0 <= wait <= MAX_WAIT_S:
+                raise ValidationFailed(f"wait: must be a number of seconds between 0 and {MAX_WAIT_S:g}",
+                                       extra={"field": "wait"}, reason="invalid_request")
+            row = await self._get_row(principal.tenant_id, self._check_id(request), wait)
+            return self._ok(ctx, _decision_view(row))
+        except StageError as err:
+            return self._problem(ctx, err)
+
+    async def decide(self, request: web.Request) -> web.StreamResponse:
+        ctx = self._ctx(request, "check_review")
+        try:
+            principal, _ = self.svc.authenticate(ctx)
+            if not self.svc.can_review(principal):
+                raise Forbidden("Missing permission checks:review.", error_code="AUTH-003", reason="forbidden")
+            body = await self._json(request)
+            try:
+                _decide_body(body)
+            except fastjsonschema.JsonSchemaValueException as exc:
+                raise _invalid(exc) from None
+            check_id = self._check_id(request)
+            row = await self._get_row(principal.tenant_id, check_id)
+            if row["status"] != "pending":
+                raise _conflict(f"The check is already decided ({row['decision']} by {row['decided_by']}).")
+            actor = f"{principal.kind}:{principal.subject}"
+            row, changed = await self.svc.resolve(principal.tenant_id, check_id, body["decision"],
+                                                  decided_by=body.get("decided_by") or actor, actor=actor,
+                                                  reason=body.get("reason"), request_id=ctx.request_id)
+            if not changed:
+                raise _conflict(f"The check is already decided ({row['decision']} by {row['decided_by']}).")
+            return self._ok(ctx, _decision_view(row))
+        except StageError as err:
+            return self._problem(ctx, err)
+
+    async def post_traces(self, request: web.Request) -> web.StreamResponse:
+        ctx = self._ctx(request, "traces")
+        try:
+            principal, token_agent = self.svc.authenticate(ctx)
+            self.svc.require(principal, "traces:write")
+            body = await self._json(request)
+            try:
+                _traces_body(body)
+            except fastjsonschema.JsonSchemaValueException as exc:
+                raise _invalid(exc) from None
+            items = body["traces"] if "traces" in body else [body]
+            ids = []
+            assert self.svc.traces is not None
+            for i, t in enumerate(items):
+                agent_id = token_agent or t.get("agent_id")
+                if agent_id is None:
+                    raise ValidationFailed(f"traces.{i}.agent_id: is required", extra={"field": "agent_id"},
+                                           reason="invalid_request")
+                ts = None
+                if "ts" in t:
+                    try:
+                        ts = datetime.fromisoformat(t["ts"].replace("Z", "+00:00"))
+                    except ValueError:
+                        raise ValidationFailed(f"traces.{i}.ts: is not an RFC 3339 time",
+                                               extra={"field": "ts"}, reason="invalid_request") from None
+                    if ts.tzinfo is None:
+                        ts = ts.replace(tzinfo=timezone.utc)
+                ids.append(uuid7_str())
+                self.svc.traces.submit({
+                    "id": ids[-1], "tenant_id": principal.tenant_id, "agent_id": agent_id,
+                    "session_id": t.get("session_id"), "tool_name": t["tool_name"], "arguments": t.get("arguments"),
+                    "result": t.get("result"), "decision": t.get("decision"),
+                    "blocked": bool(t.get("blocked", t.get("decision") == "block")), "error": t.get("error"),
+                    "duration_ms": t.get("duration_ms"), "check_id": t.get("check_id"),
+                    "ts": ts or datetime.now(timezone.utc)})
+            return self._ok(ctx, {"accepted": len(ids), "ids": ids}, status=201)
+        except StageError as err:
+            return self._problem(ctx, err)
+
+    def _list_query(self, request: web.Request, allowed: dict[str, str]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, raw in request.query.items():
+            kind = allowed.get(name)
+            if kind is None:
+                raise ValidationFailed(f"{name}: is not an accepted query parameter", extra={"field": name},
+                                       reason="invalid_request")
+            try:
+                if kind == "int":
+                    v: Any = int(raw)
+                    if not 1 <= v <= 200:
+                        raise ValueError
+                elif kind == "score":
+                    v = float(raw)
+                    if not 0 <= v <= 1:
+                        raise ValueError
+                elif kind == "bool":
+                    v = {"true": True, "false": False}[raw.lower()]
+                elif kind == "time":
+                    v = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+                    if v.tzinfo is None:
+                        v = v.replace(tzinfo=timezone.utc)
+                elif kind == "decision":
+                    if raw not in ("allow", "block", "pending"):
+                        raise ValueError
+                    v = raw
+                elif kind == "cursor":
+                    v = decode_cursor(raw)
+                else:
+                    v = raw
+            except (ValueError, KeyError):
+                raise ValidationFailed(f"{name}: is not valid", extra={"field": name},
+                                       reason="invalid_request") from None
+            out[name] = v
+        return out
+
+    def _page(self, ctx: RequestContext, page: Any, limit: int) -> web.Response:
+        return self._ok(ctx, _jsonable(page.items), pagination={
+            "limit": limit, "has_more": page.has_more, "total_count": page.total_count,
+            "next_cursor": encode_cursor(page.next_after) if page.next_after else None})
+
+    async def get_traces(self, request: web.Request) -> web.StreamResponse:
+        ctx = self._ctx(request, "traces_list")
+        try:
+            principal, token_agent = self.svc.authenticate(ctx)
+            self.svc.require(principal, "traces:read", "traces:write", "checks:review")
+            q = self._list_query(request, {"agent_id": "str", "from": "time", "to": "time", "blocked": "bool",
+                                           "limit": "int", "cursor": "cursor"})
+            agent_id = token_agent or q.get("agent_id")
+            limit = q.get("limit", 50)
+            page = await self.svc.rt.store.list_traces(principal.tenant_id, agent_id=agent_id, since=q.get("from"),
+                                                       until=q.get("to"), blocked=q.get("blocked"), limit=limit,
+                                                       after=q.get("cursor"))
+            return self._page(ctx, page, limit)
+        except StageError as err:
+            return self._problem(ctx, err)
+
+    async def get_anomalies(self, request: web.Request) -> web.StreamResponse:
+        ctx = self._ctx(request, "anomalies")
+        try:
+            principal, token_agent = self.svc.authenticate(ctx)
+            self.svc.require(principal, "traces:read", "traces:write", "checks:review")
+            q = self._list_query(request, {"agent_id": "str", "min_score": "score", "decision": "decision",
+                                           "limit": "int", "cursor": "cursor"})
+            limit = q.get("limit", 50)
+            page = await self.svc.rt.store.list_anomalies(
+                principal.tenant_id, min_score=q.get("min_score"), agent_id=token_agent or q.get("agent_id"),
+                decision=q.get("decision"), limit=limit, after=q.get("cursor"))
+            return self._page(ctx, page, limit)
+        except StageError as err:
+            return self._problem(ctx, err)
+
+
+CHECK_SERVICE = web.AppKey("check_service", CheckService)
+
+
+def register_check_routes(app: web.Application, rt: Any) -> CheckService:
+    """Add the check, review, trace and anomaly routes (and the MCP firewall when configured)."""
+    svc = CheckService(rt)
+    h = CheckHandlers(svc)
+    app[CHECK_SERVICE] = svc
+    app.router.add_post("/api/v1/check", h.check)
+    app.router.add_get("/api/v1/check/{check_id}/decision", h.decision)
+    app.router.add_patch("/api/v1/check/{check_id}", h.decide)
+    app.router.add_post("/api/v1/traces", h.post_traces)
+    app.router.add_get("/api/v1/traces", h.get_traces)
+    app.router.add_get("/api/v1/anomalies", h.get_anomalies)
+
+    async def _start(_app: web.Application) -> None:
+        await svc.start()
+
+    async def _stop(_app: web.Application) -> None:
+        await svc.close()
+
+    app.on_startup.append(_start)
+    app.on_cleanup.insert(0, _stop)
+    return svc
