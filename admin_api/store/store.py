@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from admin_api.store.backend import Backend
+from admin_api.store.checks import ChecksRepo
 from admin_api.store.directory import DirectoryRepo
 from admin_api.store.events import EventsRepo
 from admin_api.store.killswitch import KillSwitchRepo
@@ -12,7 +13,8 @@ from admin_api.store.sessions import SessionsRepo
 from admin_api.store.tenants import TenantsRepo
 
 
-class Store(DirectoryRepo, TenantsRepo, PoliciesRepo, ProvidersRepo, KillSwitchRepo, EventsRepo, SessionsRepo):
+class Store(DirectoryRepo, TenantsRepo, PoliciesRepo, ProvidersRepo, KillSwitchRepo, EventsRepo, SessionsRepo,
+            ChecksRepo):
     """Control-plane data: every admin read and write, plus the data plane's directory feed.
 
     Every method that touches tenant data takes the tenant id and filters by it; an id that
