@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from admin_api import transparency as transparency_log
 from admin_api.authn import Authenticator
 from admin_api.context import ISSUER, SETTINGS, STARTED_AT, STORE, THROTTLE, Ctx
 from admin_api.http import REQUEST_ID, ApiError, conflict, not_found, problem_response
@@ -20,6 +21,7 @@ from admin_api.ids import new_id
 from admin_api.openapi import build_openapi
 from admin_api.resources import (
     activity,
+    audit,
     auth,
     keys,
     killswitch,
@@ -29,6 +31,7 @@ from admin_api.resources import (
     providers,
     restrictions,
     tenants,
+    transparency,
     users,
 )
 from admin_api.routing import RouteTable
@@ -63,7 +66,7 @@ async def openapi_yaml(ctx: Ctx) -> Any:
 def all_routes() -> RouteTable:
     table = RouteTable()
     for module in (auth, tenants, users, keys, restrictions, policies, providers, killswitch, activity, operations,
-                   platform):
+                   platform, audit, transparency):
         table.include(module.routes)
     table.include(docs)
     return table
@@ -142,6 +145,7 @@ def create_admin_app(store: Store | Any, settings: AdminSettings | None = None) 
     table = all_routes()
     table.install(app, Authenticator(store, settings, issuer))
     app[OPENAPI_DOC] = build_openapi(table.routes, version=settings.version)
+    transparency_log.install(app, store, settings)
     return app
 
 

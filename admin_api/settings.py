@@ -29,6 +29,14 @@ class AdminSettings:
     notify_change: Callable[[], Awaitable[None]] | None = None
     runtime: Any = None                     # the proxy Runtime when both apps share a process
     version: str = "0.1.0"
+    # evidence (audit, transparency log, webhooks): see admin_api/transparency.py and admin_api/webhooks.py
+    transparency_key_version: int = 1       # raise to rotate the tree-head signing key
+    sth_max_age_s: float = 300.0            # a tree head older than this is re-signed when asked for
+    webhook_allow_networks: tuple[str, ...] = ()   # CIDRs webhooks may reach despite the SSRF rules
+    webhook_timeout_s: float = 10.0
+    webhook_max_attempts: int = 8
+    dispatch_poll_s: float = 1.0            # event dispatcher poll interval (Redis pub/sub wakes it sooner)
+    retention_interval_s: float = 3600.0    # how often the retention purge runs
     hash_key: bytes = field(init=False)
 
     def __post_init__(self) -> None:

@@ -1,27 +1,29 @@
 """Audit events and the gateway request log: batched, idempotent inserts; tenant-scoped reads."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from admin_api.ids import new_id
 from admin_api.store.backend import Row
-from admin_api.store.base import Page, StoreBase
+from admin_api.store.base import Page
 from admin_api.store.codec import dt_value, from_epoch, json_value, utcnow
+from admin_api.store.tlog import TransparencyRepo
+from casemate_verify.canonical import normalize_json
 
 
 def _ts(value: Any) -> datetime:
     if value is None:
         return utcnow()
     if isinstance(value, datetime):
-        return value
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     if isinstance(value, (int, float)):
         dt = from_epoch(float(value))
         assert dt is not None
         return dt
     parsed = dt_value(str(value).replace("Z", "+00:00"))
     assert parsed is not None
-    return parsed
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def audit_row(r: Row) -> dict[str, Any]:
@@ -59,14 +61,16 @@ def request_row(r: Row) -> dict[str, Any]:
     }
 
 
-class EventsRepo(StoreBase):
+class EventsRepo(TransparencyRepo):
     # ---- audit ---------------------------------------------------------------------------------
 
     async def write_audit_events(self, events: list[dict[str, Any]]) -> None:
         """Insert a batch; an event whose id is already stored is skipped (replays are safe).
 
         Keys: id (made if absent), tenant_id, ts (datetime, unix seconds or RFC 3339), actor, action,
-        resource_type, resource_id, outcome, request_id, details.
+        resource_type, resource_id, outcome, request_id, details. Each new event gets its
+        transparency-log leaf in the same transaction (details are stored as hashed: see
+        `casemate_verify.canonical`).
         """
         if not events:
             return
@@ -74,16 +78,22 @@ class EventsRepo(StoreBase):
             (
                 e.get("id") or new_id(), e.get("tenant_id"), _ts(e.get("ts")), e.get("actor") or "system",
                 e["action"], e.get("resource_type") or "", e.get("resource_id"), e.get("outcome") or "success",
-                e.get("request_id"), e.get("details") or {},
+                e.get("request_id"), normalize_json(e.get("details") or {}),
             )
             for e in events
         ]
         async with self.db.transaction() as conn:
+            if self.dialect == "postgres":   # leaf indexes are assigned in commit order
+                await conn.execute("SELECT pg_advisory_xact_lock(7420114)")
+            rows = await self._unseen(conn, rows)
+            if not rows:
+                return
             await conn.executemany(
                 "INSERT INTO audit_events (id, tenant_id, ts, actor, action, resource_type, resource_id, outcome,"
                 " request_id, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING",
                 rows,
             )
+            await self._append_leaves(conn, rows)
 
     async def list_audit_events(
         self, tenant_id: str, *, action: str | None = None, resource_type: str | None = None,

@@ -5,6 +5,7 @@ from admin_api.store.backend import Backend
 from admin_api.store.checks import ChecksRepo
 from admin_api.store.directory import DirectoryRepo
 from admin_api.store.events import EventsRepo
+from admin_api.store.evidence import EvidenceRepo
 from admin_api.store.killswitch import KillSwitchRepo
 from admin_api.store.migrate import apply_migrations
 from admin_api.store.policies import PoliciesRepo
@@ -14,7 +15,7 @@ from admin_api.store.tenants import TenantsRepo
 
 
 class Store(DirectoryRepo, TenantsRepo, PoliciesRepo, ProvidersRepo, KillSwitchRepo, EventsRepo, SessionsRepo,
-            ChecksRepo):
+            EvidenceRepo, ChecksRepo):
     """Control-plane data: every admin read and write, plus the data plane's directory feed.
 
     Every method that touches tenant data takes the tenant id and filters by it; an id that

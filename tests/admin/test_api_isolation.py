@@ -11,7 +11,7 @@ from admin_api.store import Store
 from tests.admin.conftest import PASSWORD, AdminHarness, Org
 
 TABLES = ("tenants", "users", "memberships", "api_keys", "policies", "policy_versions", "providers",
-          "kill_switches", "refresh_tokens", "gateway_requests", "audit_events")
+          "kill_switches", "refresh_tokens", "gateway_requests", "audit_events", "retention_policies")
 
 SAMPLE_REQUEST = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -52,6 +52,9 @@ MATRIX: dict[str, tuple[str, dict[str, Any] | None]] = {
     "clear_switch": ("/api/v1/kill-switch/key/{key}", None),
     "get_request": ("/api/v1/requests/{request}", None),
     "set_tenant_status": ("/api/v1/platform/tenants/{tenant}/status", {"status": "suspended", "reason": "x"}),
+    "get_event": ("/api/v1/audit/events/{event}", None),
+    "event_proof": ("/api/v1/audit/events/{event}/proof", None),
+    "inclusion_proof": ("/api/v1/transparency-log/proof/{leaf}", None),   # B's own log is shorter than A's
 }
 # Platform routes refuse a tenant owner before any lookup.
 EXPECTED = {"set_tenant_status": (403, "AUTH-003")}
@@ -84,8 +87,11 @@ async def _populate_a(admin: AdminHarness, a: Org) -> dict[str, str]:
     _, body = await admin.call("GET", "/api/v1/auth/sessions", a, expect=200)
     session = body["data"][0]["id"]
     await admin.store.write_gateway_requests([{"id": "a-request", "tenant_id": a.tenant_id, "status": 200}])
+    _, body = await admin.call("GET", "/api/v1/audit/events", a, expect=200)
+    event = body["data"][0]["id"]
+    leaf = str(await admin.store.log_size(a.tenant_id) - 1)
     return {"tenant": a.tenant_id, "user": user, "key": key, "policy": policy, "provider": provider,
-            "session": session, "request": "a-request"}
+            "session": session, "request": "a-request", "event": event, "leaf": leaf}
 
 
 def _fill(template: Any, ids: dict[str, str]) -> Any:

@@ -1,0 +1,69 @@
+-- Evidence: transparency log, retention, event dispatch cursor, webhooks (SQLite).
+
+CREATE TABLE tlog_leaves (
+    log_id     TEXT NOT NULL,
+    leaf_index INTEGER NOT NULL,
+    event_id   TEXT NOT NULL UNIQUE,
+    leaf_hash  BLOB NOT NULL,
+    purged_at  TEXT,
+    PRIMARY KEY (log_id, leaf_index)
+);
+
+CREATE TABLE tlog_heads (
+    id         TEXT PRIMARY KEY,
+    log_id     TEXT NOT NULL,
+    tree_size  INTEGER NOT NULL,
+    root_hash  BLOB NOT NULL,
+    signed_ms  INTEGER NOT NULL,
+    key_id     TEXT NOT NULL,
+    signature  BLOB NOT NULL
+);
+CREATE INDEX tlog_heads_log ON tlog_heads (log_id, tree_size, id);
+
+CREATE TABLE retention_policies (
+    tenant_id        TEXT PRIMARY KEY REFERENCES tenants (id) ON DELETE CASCADE,
+    audit_days       INTEGER,
+    request_log_days INTEGER,
+    updated_by       TEXT,
+    updated_at       TEXT NOT NULL
+);
+
+CREATE TABLE event_cursors (
+    name       TEXT PRIMARY KEY,
+    last_id    TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+
+CREATE TABLE webhooks (
+    id          TEXT PRIMARY KEY,
+    tenant_id   TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    url         TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    event_types TEXT NOT NULL DEFAULT '[]',
+    secret_enc  BLOB NOT NULL,
+    status      TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'disabled')),
+    created_by  TEXT,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+CREATE INDEX webhooks_tenant ON webhooks (tenant_id, id);
+
+CREATE TABLE webhook_deliveries (
+    id               TEXT PRIMARY KEY,
+    tenant_id        TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    webhook_id       TEXT NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+    event_id         TEXT NOT NULL,
+    event_type       TEXT NOT NULL,
+    payload          TEXT NOT NULL,
+    status           TEXT NOT NULL CHECK (status IN ('pending', 'succeeded', 'dead')),
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  TEXT,
+    last_status_code INTEGER,
+    last_error       TEXT,
+    latency_ms       REAL,
+    created_at       TEXT NOT NULL,
+    updated_at       TEXT NOT NULL,
+    UNIQUE (webhook_id, event_id)
+);
+CREATE INDEX webhook_deliveries_hook ON webhook_deliveries (tenant_id, webhook_id, id);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);

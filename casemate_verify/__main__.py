@@ -1,0 +1,5 @@
+import sys
+
+from casemate_verify.cli import main
+
+sys.exit(main())
