@@ -23,6 +23,7 @@ from admin_api.resources import (
     activity,
     audit,
     auth,
+    checks,
     keys,
     killswitch,
     operations,
@@ -66,7 +67,7 @@ async def openapi_yaml(ctx: Ctx) -> Any:
 def all_routes() -> RouteTable:
     table = RouteTable()
     for module in (auth, tenants, users, keys, restrictions, policies, providers, killswitch, activity, operations,
-                   platform, audit, transparency):
+                   platform, audit, transparency, checks):
         table.include(module.routes)
     table.include(docs)
     return table

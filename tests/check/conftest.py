@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from admin_api.store import ConflictError
 from proxy.config import BootstrapKey, Settings
 from proxy.runtime import Runtime, prepare_store
 from tests.conftest import PG_URL, REDIS_URL
@@ -52,6 +53,19 @@ class Proxy:
         _, body = await self.call("POST", "/api/v1/check", key, json={"agent_id": agent, "tool_name": tool,
                                                                       "arguments": arguments, **extra}, expect=200)
         return body["data"]
+
+    async def audit_actions(self, tenant_id: str, expected: int, **filters: Any) -> dict[str, str]:
+        """resource_id -> action of the tenant's audit events, once `expected` of them are written."""
+        assert self.rt.audit is not None
+        found: dict[str, str] = {}
+        for _ in range(60):
+            await self.rt.audit.flush()
+            page = await self.rt.store.list_audit_events(tenant_id, limit=200, **filters)
+            found = {e["id"]: e["action"] for e in page.items}
+            if len(found) >= expected:
+                break
+            await asyncio.sleep(0.05)
+        return found
 
     async def set_tool_rules(self, tenant_id: str, rules: dict[str, Any]) -> None:
         """Attach a policy with these tool_rules to the tenant and wait until the directory has it."""
@@ -103,12 +117,15 @@ async def start_proxy(tmp: Path, detectors: Any, *, database_url: str | None = N
     by_name = {t.name: t.id for t in d.tenants.values()}
     from pipeline.secrets_box import hash_api_key
 
-    await rt.store.create_key(by_name["acme"], key_hash=hash_api_key(rt.hash_key, REVIEW_KEY_A),
-                              prefix=REVIEW_KEY_A[:12], last4=REVIEW_KEY_A[-4:], name="reviewer",
-                              scopes=["checks:review"])
+    try:
+        await rt.store.create_key(by_name["acme"], key_hash=hash_api_key(rt.hash_key, REVIEW_KEY_A),
+                                  prefix=REVIEW_KEY_A[:12], last4=REVIEW_KEY_A[-4:], name="reviewer",
+                                  scopes=["checks:review"])
+    except ConflictError:         # a second worker on the same store
+        pass
     proxy = Proxy(client, rt, by_name["acme"], by_name["globex"])
     for _ in range(100):
-        if any(k.prefix == REVIEW_KEY_A[:12] for k in d.keys_by_id.values()):
+        if hash_api_key(rt.hash_key, REVIEW_KEY_A) in d.keys_by_hash:
             break
         await asyncio.sleep(0.05)
     return proxy, client

@@ -86,7 +86,7 @@ async def test_decisions_are_audited_with_the_contract_action_names(proxy: Proxy
     blocked = await proxy.check("run_sql", {"query": "DROP TABLE t"})
     pending = await proxy.check("read_file", {"path": "/etc/shadow"})
     assert proxy.rt.audit is not None
-    await proxy.rt.audit.flush()
+    await proxy.audit_actions(proxy.tenant_a, 3, resource_type="tool_check")
     page = await proxy.rt.store.list_audit_events(proxy.tenant_a, resource_type="tool_check")
     by_id = {e["resource_id"]: e["action"] for e in page.items}
     assert by_id[allowed["check_id"]] == "check.allowed"
