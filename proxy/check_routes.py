@@ -6,6 +6,7 @@
     POST  /api/v1/traces                       ingest tool-call traces (201 at once; written in batches)
     GET   /api/v1/traces                       list traces (agent_id, from, to, blocked, limit, cursor)
     GET   /api/v1/anomalies                    list anomaly events (min_score, agent_id, decision, ...)
+    POST|GET|DELETE /mcp                       MCP firewall (see proxy/mcp_firewall.py), when configured
 
 The decision path never awaits the database: the policy is memoised by the directory, the
 compiled rules by policy fingerprint, and allowed / blocked checks are recorded as audit events
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -327,6 +329,39 @@ class CheckService:
         })
         return expires
 
+    async def run_check(self, principal: Principal, agent_id: str, body: dict[str, Any], request_id: str
+                        ) -> tuple[dict[str, Any], Verdict]:
+        """Decide, record (audit; the stored row for a pending check) and build the answer."""
+        check_id, policy, v = self.decide(principal, agent_id, body, request_id)
+        data = self.answer(check_id, policy, agent_id, body, v)
+        details = {"agent_id": agent_id, "tool_name": body["tool_name"], "session_id": body.get("session_id"),
+                   "category": v.category, "signals": v.signals, "risk_level": v.risk_level,
+                   "reasons": v.reasons, "policy": policy.name, "anomaly_score": v.anomaly_score}
+        if v.decision == "pending":
+            expires = await self.store_pending(principal, check_id, policy, agent_id, body, v)
+            data["review"] = {"expires_at": _iso(expires), "timeout_decision": v.timeout_decision,
+                              "poll": f"/api/v1/check/{check_id}/decision"}
+            self.audit("check.pending", principal, check_id, request_id, details)
+        else:
+            self.audit("check.allowed" if v.decision == "allow" else "check.blocked", principal, check_id,
+                       request_id, details)
+        return data, v
+
+    def tool_hidden(self, principal: Principal, agent_id: str, name: str, arg_keys: list[str]) -> bool:
+        """Whether the policy refuses every call of this tool (so an MCP tool list should not offer it)."""
+        assert self.engine is not None
+        _, rules = self.compiled_rules(principal, agent_id)
+        if not rules.enabled:
+            return False
+        rule = rules.tool(name)
+        if rule is not None and rule.action == "block":
+            return True
+        if rule is None and rules.unknown_tools == "block":
+            return True
+        category = self.engine.category(rules, name, arg_keys)
+        return (category == "shell" and "no-shell" in rules.templates) or (
+            category == "code_execution" and "no-code-execution" in rules.templates)
+
     # -- review ---------------------------------------------------------------------------------
     async def resolve(self, tenant_id: str, check_id: str, decision: str, *, decided_by: str, actor: str,
                       reason: str | None, request_id: str | None) -> tuple[dict[str, Any], bool]:
@@ -503,19 +538,7 @@ class CheckHandlers:
             if token_agent is not None and body.get("agent_id") not in (None, token_agent):
                 raise Forbidden("agent_id differs from the agent token's agent.", error_code="AUTH-010",
                                 reason="agent_mismatch")
-            check_id, policy, v = svc.decide(principal, agent_id, body, ctx.request_id)
-            data = svc.answer(check_id, policy, agent_id, body, v)
-            details = {"agent_id": agent_id, "tool_name": body["tool_name"], "session_id": body.get("session_id"),
-                       "category": v.category, "signals": v.signals, "risk_level": v.risk_level,
-                       "reasons": v.reasons, "policy": policy.name, "anomaly_score": v.anomaly_score}
-            if v.decision == "pending":
-                expires = await svc.store_pending(principal, check_id, policy, agent_id, body, v)
-                data["review"] = {"expires_at": _iso(expires), "timeout_decision": v.timeout_decision,
-                                  "poll": f"/api/v1/check/{check_id}/decision"}
-                svc.audit("check.pending", principal, check_id, ctx.request_id, details)
-            else:
-                svc.audit("check.allowed" if v.decision == "allow" else "check.blocked", principal, check_id,
-                          ctx.request_id, details)
+            data, _ = await svc.run_check(principal, agent_id, body, ctx.request_id)
             return self._ok(ctx, data)
         except StageError as err:
             return self._problem(ctx, err)
@@ -678,9 +701,21 @@ class CheckHandlers:
 CHECK_SERVICE = web.AppKey("check_service", CheckService)
 
 
+def mcp_upstream_url(rt: Any) -> str | None:
+    """The upstream MCP server the firewall fronts: setting `mcp_upstream_url`, else CASEMATE_MCP_UPSTREAM_URL."""
+    return getattr(rt.settings, "mcp_upstream_url", None) or os.environ.get("CASEMATE_MCP_UPSTREAM_URL") or None
+
+
 def register_check_routes(app: web.Application, rt: Any) -> CheckService:
-    """Add the check, review, trace and anomaly routes (and the MCP firewall when configured)."""
+    """Add the check, review, trace and anomaly routes, and `/mcp` when an upstream MCP server is configured."""
+    from proxy.mcp_firewall import McpFirewall
+
     svc = CheckService(rt)
+    upstream = mcp_upstream_url(rt)
+    firewall = McpFirewall(svc, upstream) if upstream else None
+    if firewall is not None:
+        for method in ("POST", "GET", "DELETE"):
+            app.router.add_route(method, "/mcp", firewall.handle)
     h = CheckHandlers(svc)
     app[CHECK_SERVICE] = svc
     app.router.add_post("/api/v1/check", h.check)
@@ -694,6 +729,8 @@ def register_check_routes(app: web.Application, rt: Any) -> CheckService:
         await svc.start()
 
     async def _stop(_app: web.Application) -> None:
+        if firewall is not None:
+            await firewall.close()
         await svc.close()
 
     app.on_startup.append(_start)
