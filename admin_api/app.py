@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from admin_api import dispatcher
 from admin_api import transparency as transparency_log
 from admin_api.authn import Authenticator
 from admin_api.context import ISSUER, SETTINGS, STARTED_AT, STORE, THROTTLE, Ctx
@@ -34,6 +35,7 @@ from admin_api.resources import (
     tenants,
     transparency,
     users,
+    webhooks,
 )
 from admin_api.routing import RouteTable
 from admin_api.schemas import JSON_OBJECT
@@ -67,7 +69,7 @@ async def openapi_yaml(ctx: Ctx) -> Any:
 def all_routes() -> RouteTable:
     table = RouteTable()
     for module in (auth, tenants, users, keys, restrictions, policies, providers, killswitch, activity, operations,
-                   platform, audit, transparency, checks):
+                   platform, audit, transparency, checks, webhooks):
         table.include(module.routes)
     table.include(docs)
     return table
@@ -146,7 +148,7 @@ def create_admin_app(store: Store | Any, settings: AdminSettings | None = None) 
     table = all_routes()
     table.install(app, Authenticator(store, settings, issuer))
     app[OPENAPI_DOC] = build_openapi(table.routes, version=settings.version)
-    transparency_log.install(app, store, settings)
+    dispatcher.install(app, store, settings, transparency_log.install(app, store, settings))
     return app
 
 

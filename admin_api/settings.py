@@ -35,6 +35,7 @@ class AdminSettings:
     webhook_allow_networks: tuple[str, ...] = ()   # CIDRs webhooks may reach despite the SSRF rules
     webhook_timeout_s: float = 10.0
     webhook_max_attempts: int = 8
+    webhook_retry_base_s: float = 5.0       # first retry delay; doubles per attempt (jittered), capped at 1 h
     dispatch_poll_s: float = 1.0            # event dispatcher poll interval (Redis pub/sub wakes it sooner)
     retention_interval_s: float = 3600.0    # how often the retention purge runs
     hash_key: bytes = field(init=False)

@@ -48,19 +48,26 @@ class TransparencyRepo(StoreBase):
         return fresh
 
     async def _append_leaves(self, conn: Conn, rows: list[tuple[Any, ...]]) -> None:
-        """Append one leaf per new event row, in batch order, inside the caller's transaction."""
+        """Append one leaf per new event row, in batch order, inside the caller's transaction.
+
+        `seq` numbers leaves across all logs in commit order (writers hold one lock), so the event
+        dispatcher can follow it without skipping a late commit.
+        """
+        if not rows:
+            return
         nxt: dict[str, int] = {}
+        seq = int(await conn.fetchval("SELECT coalesce(max(seq), 0) FROM tlog_leaves"))
         leaves = []
         for row in rows:
             log = log_id_for(row[1])
             if log not in nxt:
                 top = await conn.fetchval("SELECT max(leaf_index) FROM tlog_leaves WHERE log_id = $1", log)
                 nxt[log] = 0 if top is None else int(top) + 1
-            leaves.append((log, nxt[log], row[0], leaf_hash(event_dict(row))))
+            seq += 1
+            leaves.append((log, nxt[log], seq, row[0], leaf_hash(event_dict(row))))
             nxt[log] += 1
-        if leaves:
-            await conn.executemany(
-                "INSERT INTO tlog_leaves (log_id, leaf_index, event_id, leaf_hash) VALUES ($1, $2, $3, $4)", leaves)
+        await conn.executemany(
+            "INSERT INTO tlog_leaves (log_id, leaf_index, seq, event_id, leaf_hash) VALUES ($1, $2, $3, $4, $5)", leaves)
 
     async def backfill_transparency(self, batch: int = 500) -> int:
         """Append leaves for events stored before the log existed (oldest first); returns how many."""
@@ -152,3 +159,29 @@ class TransparencyRepo(StoreBase):
             ids = event_ids[start:start + _CHUNK]
             marks = ", ".join(f"${i + 2}" for i in range(len(ids)))
             await conn.execute(f"UPDATE tlog_leaves SET purged_at = $1 WHERE event_id IN ({marks})", now, *ids)
+
+    async def events_after(self, seq: int, limit: int = 200) -> list[tuple[int, dict[str, Any]]]:
+        """Events (all tenants) whose leaf comes after `seq`, in commit order, with their seq."""
+        from admin_api.store.events import audit_row
+
+        rows = await self.db.fetch(
+            "SELECT l.seq AS seq, e.* FROM tlog_leaves l JOIN audit_events e ON e.id = l.event_id"
+            " WHERE l.seq > $1 ORDER BY l.seq LIMIT $2", seq, limit)
+        return [(int(r["seq"]), audit_row(r)) for r in rows]
+
+    async def last_seq(self) -> int:
+        return int(await self.db.fetchval("SELECT coalesce(max(seq), 0) FROM tlog_leaves"))
+
+    async def get_cursor(self, name: str) -> int | None:
+        value = await self.db.fetchval("SELECT last_id FROM event_cursors WHERE name = $1", name)
+        return None if value is None else int(value)
+
+    async def set_cursor(self, name: str, seq: int) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO event_cursors (name, last_id, updated_at) VALUES ($1, $2, $3)"
+                " ON CONFLICT (name) DO UPDATE SET last_id = $2, updated_at = $3", name, str(seq), utcnow())
+
+    async def log_ids(self) -> list[str]:
+        rows = await self.db.fetch("SELECT DISTINCT log_id FROM tlog_leaves ORDER BY log_id")
+        return [r["log_id"] for r in rows]

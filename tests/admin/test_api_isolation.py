@@ -8,10 +8,12 @@ from typing import Any
 
 from admin_api.app import all_routes
 from admin_api.store import Store
+from admin_api.webhooks import new_secret
 from tests.admin.conftest import PASSWORD, AdminHarness, Org
 
 TABLES = ("tenants", "users", "memberships", "api_keys", "policies", "policy_versions", "providers",
-          "kill_switches", "refresh_tokens", "gateway_requests", "audit_events", "retention_policies")
+          "kill_switches", "refresh_tokens", "gateway_requests", "audit_events", "retention_policies",
+          "webhooks", "webhook_deliveries")
 
 SAMPLE_REQUEST = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -55,6 +57,13 @@ MATRIX: dict[str, tuple[str, dict[str, Any] | None]] = {
     "get_event": ("/api/v1/audit/events/{event}", None),
     "event_proof": ("/api/v1/audit/events/{event}/proof", None),
     "inclusion_proof": ("/api/v1/transparency-log/proof/{leaf}", None),   # B's own log is shorter than A's
+    "get_webhook": ("/api/v1/webhooks/{webhook}", None),
+    "update_webhook": ("/api/v1/webhooks/{webhook}", {"description": "hijacked"}),
+    "delete_webhook": ("/api/v1/webhooks/{webhook}", None),
+    "rotate_webhook_secret": ("/api/v1/webhooks/{webhook}/rotate-secret", None),
+    "list_deliveries": ("/api/v1/webhooks/{webhook}/deliveries", None),
+    "test_webhook": ("/api/v1/webhooks/{webhook}/test", None),
+    "redeliver": ("/api/v1/webhooks/{webhook}/deliveries/{delivery}/redeliver", None),
 }
 # Platform routes refuse a tenant owner before any lookup.
 EXPECTED = {"set_tenant_status": (403, "AUTH-003")}
@@ -90,8 +99,12 @@ async def _populate_a(admin: AdminHarness, a: Org) -> dict[str, str]:
     _, body = await admin.call("GET", "/api/v1/audit/events", a, expect=200)
     event = body["data"][0]["id"]
     leaf = str(await admin.store.log_size(a.tenant_id) - 1)
+    hook = await admin.store.create_webhook(a.tenant_id, url="https://hooks.example.com/a", secret=new_secret())
+    await admin.store.enqueue_deliveries([(a.tenant_id, hook["id"], event, "key.created", {"type": "key.created"})])
+    delivery = (await admin.store.list_deliveries(a.tenant_id, hook["id"])).items[0]["id"]
     return {"tenant": a.tenant_id, "user": user, "key": key, "policy": policy, "provider": provider,
-            "session": session, "request": "a-request", "event": event, "leaf": leaf}
+            "session": session, "request": "a-request", "event": event, "leaf": leaf,
+            "webhook": hook["id"], "delivery": delivery}
 
 
 def _fill(template: Any, ids: dict[str, str]) -> Any:

@@ -1,9 +1,10 @@
--- Evidence: transparency log, retention, event dispatch cursor, webhooks (PostgreSQL).
+-- Evidence: transparency log (seq numbers leaves across logs in commit order for the event dispatcher), retention, event cursors, webhooks.
 
 CREATE TABLE tlog_leaves (
     log_id     TEXT NOT NULL,
     leaf_index INTEGER NOT NULL,
     event_id   TEXT NOT NULL UNIQUE,
+    seq        BIGINT NOT NULL UNIQUE,
     leaf_hash  BYTEA NOT NULL,
     purged_at  TIMESTAMPTZ,
     PRIMARY KEY (log_id, leaf_index)

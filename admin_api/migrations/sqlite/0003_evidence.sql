@@ -1,9 +1,10 @@
--- Evidence: transparency log, retention, event dispatch cursor, webhooks (SQLite).
+-- Evidence: transparency log (seq numbers leaves across logs in commit order for the event dispatcher), retention, event cursors, webhooks.
 
 CREATE TABLE tlog_leaves (
     log_id     TEXT NOT NULL,
     leaf_index INTEGER NOT NULL,
     event_id   TEXT NOT NULL UNIQUE,
+    seq        INTEGER NOT NULL UNIQUE,
     leaf_hash  BLOB NOT NULL,
     purged_at  TEXT,
     PRIMARY KEY (log_id, leaf_index)
