@@ -69,7 +69,8 @@ _PATTERNS: tuple[tuple[str, str, int], ...] = (
     ("shell_metachar", r"`[^`]+`", _F),
     ("shell_metachar", r"\$\([^)]+\)", _F),
     ("shell_metachar", r"(^|\s)>>?\s*[/~]", _F),
-    ("shell_destructive", r"\brm\s+(-[a-z]*[rf][a-z]*\s+)+(--no-preserve-root\s+)?(/|~|\*|\$home|/\*)(\s|$|;|&|\|)", _F),
+    ("shell_destructive",
+     r"\brm\s+(-[a-z]*[rf][a-z]*\s+)+(--no-preserve-root\s+)?(/|~|\*|\$home|/\*)(\s|$|;|&|\|)", _F),
     ("shell_destructive", r"\bmkfs(\.\w+)?\s", _F),
     ("shell_destructive", r"\bdd\s+.*\bof=/dev/(sd|nvme|hd|xvd|disk)", _F),
     ("shell_destructive", r":\(\)\s*\{\s*:\s*\|\s*:\s*&\s*\}\s*;\s*:", _F),
@@ -118,8 +119,8 @@ _PATTERNS: tuple[tuple[str, str, int], ...] = (
                       r"lock\.cmpxchg8b\.com|vcap\.me)\b", _F),
 )
 
-SIGNALS: tuple[str, ...] = tuple(dict.fromkeys(s for s, _, _ in _PATTERNS if not s.startswith("_"))) + (
-    "sql_unbounded_write", "ssrf_internal")
+SIGNALS: tuple[str, ...] = (*dict.fromkeys(s for s, _, _ in _PATTERNS if not s.startswith("_")),
+                             "sql_unbounded_write", "ssrf_internal")
 
 # DELETE / UPDATE statements; a statement ends at ';' or the end of the text.
 _DELETE_STMT = re.compile(r"\bdelete\s+from\s+[^;]*", re.I | re.S)

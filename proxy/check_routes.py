@@ -24,7 +24,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, UTC
 from typing import Any
 
 import fastjsonschema
@@ -84,15 +84,16 @@ def _conflict(detail: str) -> HttpProblem:
 
 
 def _invalid(exc: fastjsonschema.JsonSchemaValueException, root: str = "body") -> ValidationFailed:
-    where = exc.name.replace("data", root, 1)
-    return ValidationFailed(f"{where}: {exc.message.replace(exc.name + ' ', '')}", extra={"field": where},
+    name = exc.name or "data"
+    where = name.replace("data", root, 1)
+    return ValidationFailed(f"{where}: {exc.message.replace(name + ' ', '')}", extra={"field": where},
                             reason="invalid_request")
 
 
 def _iso(value: datetime | None) -> str | None:
     if value is None:
         return None
-    return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _jsonable(value: Any) -> Any:
@@ -153,7 +154,7 @@ class BatchWriter:
         while True:
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self._wake.clear()
             await self.flush()
@@ -319,7 +320,7 @@ class CheckService:
 
     async def store_pending(self, principal: Principal, check_id: str, policy: Any, agent_id: str,
                             body: dict[str, Any], v: Verdict) -> datetime:
-        expires = datetime.now(timezone.utc) + timedelta(seconds=v.timeout_s)
+        expires = datetime.now(UTC) + timedelta(seconds=v.timeout_s)
         await self.rt.store.create_pending_check({
             "id": check_id, "tenant_id": principal.tenant_id, "agent_id": agent_id,
             "session_id": body.get("session_id"), "tool_name": body["tool_name"], "category": v.category,
@@ -404,7 +405,7 @@ class CheckService:
         deadline = time.monotonic() + wait_s
         poll = _POLL_S_REDIS if self.rt.redis is not None else _POLL_S_LOCAL
         while row["status"] == "pending":
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             if row["expires_at"] <= now:
                 return await self.resolve_timeout(row)
             left = deadline - time.monotonic()
@@ -416,7 +417,7 @@ class CheckService:
             step = min(left, poll, max(0.0, (row["expires_at"] - now).total_seconds()) + 0.01)
             try:
                 await asyncio.wait_for(ev.wait(), timeout=step)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             row = await store.get_check(tenant_id, check_id)
         return row
@@ -515,7 +516,7 @@ class CheckHandlers:
             row = await self.svc.rt.store.get_check(tenant_id, check_id)
         except NotFoundError:
             raise NotFound("check not found", error_code="CHK-404", reason="not_found") from None
-        if row["status"] == "pending" and row["expires_at"] <= datetime.now(timezone.utc):
+        if row["status"] == "pending" and row["expires_at"] <= datetime.now(UTC):
             row = await self.svc.resolve_timeout(row)
         return row
 
@@ -612,7 +613,7 @@ class CheckHandlers:
                         raise ValidationFailed(f"traces.{i}.ts: is not an RFC 3339 time",
                                                extra={"field": "ts"}, reason="invalid_request") from None
                     if ts.tzinfo is None:
-                        ts = ts.replace(tzinfo=timezone.utc)
+                        ts = ts.replace(tzinfo=UTC)
                 ids.append(uuid7_str())
                 self.svc.traces.submit({
                     "id": ids[-1], "tenant_id": principal.tenant_id, "agent_id": agent_id,
@@ -620,7 +621,7 @@ class CheckHandlers:
                     "result": t.get("result"), "decision": t.get("decision"),
                     "blocked": bool(t.get("blocked", t.get("decision") == "block")), "error": t.get("error"),
                     "duration_ms": t.get("duration_ms"), "check_id": t.get("check_id"),
-                    "ts": ts or datetime.now(timezone.utc)})
+                    "ts": ts or datetime.now(UTC)})
             return self._ok(ctx, {"accepted": len(ids), "ids": ids}, status=201)
         except StageError as err:
             return self._problem(ctx, err)
@@ -646,7 +647,7 @@ class CheckHandlers:
                 elif kind == "time":
                     v = datetime.fromisoformat(raw.replace("Z", "+00:00"))
                     if v.tzinfo is None:
-                        v = v.replace(tzinfo=timezone.utc)
+                        v = v.replace(tzinfo=UTC)
                 elif kind == "decision":
                     if raw not in ("allow", "block", "pending"):
                         raise ValueError

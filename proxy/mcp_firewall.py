@@ -229,7 +229,9 @@ def _raw_event(event: str, event_id: str | None, data: str) -> bytes:
 
 async def _sse_events(stream: aiohttp.StreamReader) -> AsyncIterator[tuple[str, str | None, str]]:
     """(event, id, data) of each server-sent event (multi-line data joined with newlines)."""
-    event, event_id, data = "message", None, []
+    event: str = "message"
+    event_id: str | None = None
+    data: list[str] = []
     async for raw in stream:
         line = raw.decode("utf-8").rstrip("\r\n")
         if not line:
@@ -240,7 +242,7 @@ async def _sse_events(stream: aiohttp.StreamReader) -> AsyncIterator[tuple[str, 
         if line.startswith(":"):
             continue
         name, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
+        value = value.removeprefix(" ")
         if name == "data":
             data.append(value)
         elif name == "event":

@@ -37,7 +37,7 @@ DECIDE = obj({"decision": {"enum": ["allow", "block"]}, "reason": {"type": "stri
 TOKEN_REQUEST = obj({"ttl_s": {"type": "integer", "minimum": 60, "maximum": MAX_TTL_S}})
 TOKEN = obj({"agent_id": _STR, "token": _STR, "expires_at": TS, "header": _STR},
             ("agent_id", "token", "expires_at", "header"))
-LIST_QUERY = {"status": {"type": "string", "enum": ["pending", "allowed", "blocked"]},
+LIST_QUERY: dict[str, dict[str, Any]] = {"status": {"type": "string", "enum": ["pending", "allowed", "blocked"]},
               "agent_id": {"type": "string", "minLength": 1, "maxLength": 200}}
 
 

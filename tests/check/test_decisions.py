@@ -50,7 +50,8 @@ TABLE: list[tuple[str, Any, str, str, set[str]]] = [
      "email", set()),
     ("send_email", {"to": "x@example.org", "subject": "keys", "body": f"here you go: {GH_TOKEN}"}, "block", "email",
      {"secret_egress"}),
-    ("slack_post_message", {"channel": "#ops", "text": "Customer Jane's SSN is 219-09-9999 and card 4111 1111 1111 1111"},
+    ("slack_post_message",
+     {"channel": "#ops", "text": "Customer Jane's SSN is 219-09-9999 and card 4111 1111 1111 1111"},
      "pending", "email", {"pii_egress"}),
     # payment
     ("create_payment", {"amount": 25.0, "currency": "EUR", "to": "DE89370400440532013000"}, "allow", "payment", set()),

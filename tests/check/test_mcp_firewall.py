@@ -33,7 +33,7 @@ def upstream() -> Iterator[str]:
                 break
         except OSError:
             if proc.poll() is not None:
-                raise RuntimeError((proc.stdout.read() if proc.stdout else b"").decode(errors="replace"))
+                raise RuntimeError((proc.stdout.read() if proc.stdout else b"").decode(errors="replace")) from None
             time.sleep(0.1)
     else:
         proc.kill()
@@ -60,11 +60,11 @@ async def mcp_proxy(upstream: str, tmp_path: Path, detectors: Any, monkeypatch: 
 @asynccontextmanager
 async def mcp_session(proxy: Proxy, headers: dict[str, str]) -> AsyncIterator[ClientSession]:
     url = str(proxy.client.make_url("/mcp"))
-    async with create_mcp_http_client(headers=headers) as http:
-        async with streamable_http_client(url, http_client=http) as (read, write):
-            async with ClientSession(read, write) as session:
-                await session.initialize()
-                yield session
+    async with (create_mcp_http_client(headers=headers) as http,
+                streamable_http_client(url, http_client=http) as (read, write),
+                ClientSession(read, write) as session):
+        await session.initialize()
+        yield session
 
 
 AUTH = {"Authorization": f"Bearer {KEY_A}", "X-Casemate-Agent-Id": "mcp-agent"}
