@@ -70,6 +70,25 @@ RULES: tuple[InjectionRule, ...] = (
         "Dismisses everything that came before and chains a new action ('ignore the above and ...').",
     ),
     InjectionRule(
+        "RO-DISMISS-ALL", "role_override", 0.7,
+        r"\b(ignore|disregard|forget)\b (all|everything|anything)( of)?( the| that| your)?"
+        r" (previous|prior|above|preceding|earlier|before|said|written)\b",
+        "Dismisses everything said before ('ignore all previous ...').",
+    ),
+    InjectionRule(
+        "RO-INSTRUCTIONS-ARRIVED", "role_override", 0.5,
+        r"\b(new|fresh|updated|urgent|critical|vital|important|essential|significant|pivotal|latest|revised|priority)\b"
+        r"[^.\n]{0,40}\b(instructions|directions|directives|guidelines|orders|commands)\b[^.\n]{0,20}"
+        r"\b(just |now )?(arrived|landed|come in|rolled in|been (issued|dispatched|sent|released|delivered)|"
+        r"washed ashore|dropped|taken effect|in effect)",
+        "Announces that new urgent instructions have just arrived.",
+    ),
+    InjectionRule(
+        "RO-YOU-ARE-NOW", "role_override", 0.3,
+        r"\byou are now (a|an|the|in|my|known as|called|going to|acting as)\b",
+        "Re-assigns the model's identity mid-conversation (weak: role-play uses it too).",
+    ),
+    InjectionRule(
         "RO-SUPERSEDE", "role_override", 0.8,
         r"\b(supersedes?|overrides?|overrules?|replaces?|takes? precedence over|cancels?|nullif(y|ies)|invalidates?)\b"
         r"( all| any| the)? (previous|prior|other|earlier|existing|original|preceding|former)\b",
@@ -198,6 +217,21 @@ RULES: tuple[InjectionRule, ...] = (
         r" (guidelines?|restrictions?|filters?|limitations?|rules?|polic(y|ies)|constraints?|boundar(y|ies)|"
         r"principles?|standards?|considerations?|concerns?|safeguards?)",
         "Asks the model to drop its ethical or safety rules.",
+    ),
+    InjectionRule(
+        "JB-NOT-BOUND", "jailbreak_persona", 0.6,
+        r"\b(not|never) (bound|restricted|limited|constrained|governed) by (the |any |its |their |your |these )?"
+        r"(rules|policies|guidelines|restrictions|filters|laws|ethics|morals|principles)"
+        r"|\bfree (from|of) (all |any )?(rules|restrictions|guidelines|limitations|filters|censorship|constraints|ethics)"
+        r"|\b(no|without) (any )?(restrictions|limits|limitations|filters|censorship|boundaries) (on|to) (your|its|the)"
+        r" (output|answers|responses|replies|content|speech)",
+        "Declares the persona unbound by rules or filters.",
+    ),
+    InjectionRule(
+        "JB-SAFETY-OFF", "jailbreak_persona", 0.55,
+        r"\b(safe|safety|filter|filtering|censorship|restriction|content filter|guardrails?|moderation)( mode)?"
+        r" (is |are )?(now )?(off|disabled|deactivated|turned off|switched off|removed)\b",
+        "Claims the safety mode or filters are switched off.",
     ),
     InjectionRule(
         "JB-UNRESTRICTED-AI", "jailbreak_persona", 0.6,
@@ -376,6 +410,11 @@ RULES: tuple[InjectionRule, ...] = (
         "OB-SPLIT-PAYLOAD", "obfuscation", 0.5,
         r"\b([a-z]|s\d|part ?\d|str\d) ?= ?[\"'][^\"'\n]{1,80}[\"'][^\n]{0,60}\b([a-z]|s\d|part ?\d|str\d) ?\+ ?([a-z]|s\d|part ?\d|str\d)\b",
         "Builds the instruction from concatenated string variables.",
+    ),
+    InjectionRule(
+        "OB-ADVERSARIAL-SUFFIX", "obfuscation", 0.5,
+        r"(! ){6}|(\\! ){3}|(\}\)|\}\}\)|\]\(|\\\+)[^\n]{0,20}(! ){3}",
+        "Optimised adversarial suffix (runs of spaced exclamation marks and bracket debris).",
     ),
     InjectionRule(
         "OB-TAG-CHARACTERS", "obfuscation", 0.3,
