@@ -301,3 +301,11 @@ def test_cached_and_uncached_scans_agree():
     for _ in range(2):
         for text in texts:
             assert cached.scan(text) == uncached.scan(text)
+
+
+def test_evasion_characters_alone_do_not_flag_benign_text(detector):
+    text = "S\u200bu\u200bmmarize the quar\u200bte\u200brly report for the board in thrее bullet points."
+    res = detector.scan(text, role="tool")
+    assert "OB-INVISIBLE-IN-WORD" in res.rule_ids
+    assert res.signature_score == 0.0
+    assert not res.flagged
