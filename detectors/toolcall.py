@@ -227,10 +227,10 @@ class ToolCallScanner:
 _CATEGORY_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("payment", ("pay", "payment", "payments", "transfer", "charge", "refund", "invoice", "payout", "stripe",
                  "wire", "purchase", "checkout", "billing", "transaction")),
-    ("shell", ("shell", "bash", "sh", "zsh", "terminal", "command", "cmd", "exec", "subprocess", "powershell",
-               "run_command", "execute_command", "ssh")),
     ("code_execution", ("python", "code", "eval", "interpreter", "javascript", "js", "notebook", "jupyter",
                         "repl", "script", "sandbox")),
+    ("shell", ("shell", "bash", "sh", "zsh", "terminal", "command", "cmd", "exec", "subprocess", "powershell",
+               "run_command", "execute_command", "ssh")),
     ("database", ("sql", "query", "db", "database", "postgres", "postgresql", "mysql", "sqlite", "mongo",
                   "mongodb", "redis", "table", "bigquery", "snowflake", "select")),
     ("email", ("email", "mail", "smtp", "gmail", "outlook", "message", "messages", "slack", "sms", "teams",
