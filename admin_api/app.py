@@ -32,6 +32,7 @@ from admin_api.resources import (
     policies,
     providers,
     restrictions,
+    scim,
     tenants,
     transparency,
     users,
@@ -69,7 +70,7 @@ async def openapi_yaml(ctx: Ctx) -> Any:
 def all_routes() -> RouteTable:
     table = RouteTable()
     for module in (auth, tenants, users, keys, restrictions, policies, providers, killswitch, activity, operations,
-                   platform, audit, transparency, checks, webhooks):
+                   platform, audit, transparency, checks, webhooks, scim):
         table.include(module.routes)
     table.include(docs)
     return table

@@ -10,13 +10,14 @@ from admin_api.store.killswitch import KillSwitchRepo
 from admin_api.store.migrate import apply_migrations
 from admin_api.store.policies import PoliciesRepo
 from admin_api.store.providers import ProvidersRepo
+from admin_api.store.scim import ScimRepo
 from admin_api.store.sessions import SessionsRepo
 from admin_api.store.tenants import TenantsRepo
 from admin_api.store.webhooks import WebhooksRepo
 
 
 class Store(DirectoryRepo, TenantsRepo, PoliciesRepo, ProvidersRepo, KillSwitchRepo, EventsRepo, SessionsRepo,
-            EvidenceRepo, ChecksRepo, WebhooksRepo):
+            EvidenceRepo, ChecksRepo, WebhooksRepo, ScimRepo):
     """Control-plane data: every admin read and write, plus the data plane's directory feed.
 
     Every method that touches tenant data takes the tenant id and filters by it; an id that

@@ -13,7 +13,7 @@ from tests.admin.conftest import PASSWORD, AdminHarness, Org
 
 TABLES = ("tenants", "users", "memberships", "api_keys", "policies", "policy_versions", "providers",
           "kill_switches", "refresh_tokens", "gateway_requests", "audit_events", "retention_policies",
-          "webhooks", "webhook_deliveries")
+          "webhooks", "webhook_deliveries", "scim_tokens", "scim_users", "scim_groups")
 
 SAMPLE_REQUEST = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -64,9 +64,28 @@ MATRIX: dict[str, tuple[str, dict[str, Any] | None]] = {
     "list_deliveries": ("/api/v1/webhooks/{webhook}/deliveries", None),
     "test_webhook": ("/api/v1/webhooks/{webhook}/test", None),
     "redeliver": ("/api/v1/webhooks/{webhook}/deliveries/{delivery}/redeliver", None),
+    "delete_scim_token": ("/api/v1/scim/tokens/{scim_token}", None),
+    # SCIM routes take B's SCIM token (see SCIM_EXPECTED)
+    "scim_get_user": ("/scim/v2/Users/{user}", None),
+    "scim_replace_user": ("/scim/v2/Users/{user}", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                                                    "userName": "hijacked@b.example"}),
+    "scim_patch_user": ("/scim/v2/Users/{user}", {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                                                  "Operations": [{"op": "replace", "path": "active", "value": False}]}),
+    "scim_delete_user": ("/scim/v2/Users/{user}", None),
+    "scim_get_group": ("/scim/v2/Groups/{group}", None),
+    "scim_replace_group": ("/scim/v2/Groups/{group}", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                                                       "displayName": "hijacked"}),
+    "scim_patch_group": ("/scim/v2/Groups/{group}", {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                                                     "Operations": [{"op": "remove", "path": "members"}]}),
+    "scim_delete_group": ("/scim/v2/Groups/{group}", None),
+    "scim_resource_type": ("/scim/v2/ResourceTypes/User", None),
+    "scim_schema": ("/scim/v2/Schemas/urn:ietf:params:scim:schemas:core:2.0:User", None),
+    "scim_unknown": ("/scim/v2/{group}", None),
 }
 # Platform routes refuse a tenant owner before any lookup.
 EXPECTED = {"set_tenant_status": (403, "AUTH-003")}
+# SCIM answers SCIM error documents; discovery documents are the same for every organization.
+SCIM_EXPECTED = {"scim_resource_type": 200, "scim_schema": 200}
 
 
 async def _snapshot(store: Store, tenant_id: str) -> dict[str, list[str]]:
@@ -102,9 +121,12 @@ async def _populate_a(admin: AdminHarness, a: Org) -> dict[str, str]:
     hook = await admin.store.create_webhook(a.tenant_id, url="https://hooks.example.com/a", secret=new_secret())
     await admin.store.enqueue_deliveries([(a.tenant_id, hook["id"], event, "key.created", {"type": "key.created"})])
     delivery = (await admin.store.list_deliveries(a.tenant_id, hook["id"])).items[0]["id"]
+    scim_token = await admin.store.create_scim_token(a.tenant_id, name="a-idp", token_hash="a" * 64, created_by=None)
+    group = await admin.store.save_scim_group(a.tenant_id, None, display_name="a-group", external_id=None,
+                                              members=[{"value": user}])
     return {"tenant": a.tenant_id, "user": user, "key": key, "policy": policy, "provider": provider,
             "session": session, "request": "a-request", "event": event, "leaf": leaf,
-            "webhook": hook["id"], "delivery": delivery}
+            "webhook": hook["id"], "delivery": delivery, "scim_token": scim_token["id"], "group": group["id"]}
 
 
 def _fill(template: Any, ids: dict[str, str]) -> Any:
@@ -129,7 +151,13 @@ async def test_tenant_b_gets_404_on_tenant_a_ids_and_changes_nothing(
     ids = await _populate_a(admin, a)
     before = await _snapshot(admin.store, a.tenant_id)
     methods = {r.operation_id: r.method for r in all_routes().routes}
+    _, scim = await admin.call("POST", "/api/v1/scim/tokens", b, json={"name": "b-idp"}, expect=201)
     for op, (template, body) in MATRIX.items():
+        if template.startswith("/scim/"):
+            status, doc = await admin.call(methods[op], _fill(template, ids), scim["data"]["token"],
+                                           json=_fill(body, ids))
+            assert status == SCIM_EXPECTED.get(op, 404), (op, doc)
+            continue
         status, problem = await admin.call(methods[op], _fill(template, ids), b, json=_fill(body, ids))
         assert (status, problem["error_code"]) == EXPECTED.get(op, (404, "ADM-404")), (op, problem)
     assert await _snapshot(admin.store, a.tenant_id) == before

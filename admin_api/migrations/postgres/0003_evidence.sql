@@ -1,4 +1,4 @@
--- Evidence: transparency log (seq numbers leaves across logs in commit order for the event dispatcher), retention, event cursors, webhooks.
+-- Evidence: transparency log (seq numbers leaves across logs in commit order for the event dispatcher), retention, event cursors, webhooks, SCIM tokens, users and groups.
 
 CREATE TABLE tlog_leaves (
     log_id     TEXT NOT NULL,
@@ -68,3 +68,34 @@ CREATE TABLE webhook_deliveries (
 );
 CREATE INDEX webhook_deliveries_hook ON webhook_deliveries (tenant_id, webhook_id, id);
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
+
+CREATE TABLE scim_tokens (
+    id           TEXT PRIMARY KEY,
+    tenant_id    TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    token_hash   TEXT NOT NULL UNIQUE,
+    name         TEXT NOT NULL,
+    created_by   TEXT,
+    created_at   TIMESTAMPTZ NOT NULL,
+    last_used_at TIMESTAMPTZ
+);
+CREATE INDEX scim_tokens_tenant ON scim_tokens (tenant_id, id);
+
+CREATE TABLE scim_users (
+    user_id     TEXT PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    tenant_id   TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    external_id TEXT,
+    attributes  JSONB NOT NULL DEFAULT '{}'::jsonb,
+    version     INTEGER NOT NULL DEFAULT 1
+);
+
+CREATE TABLE scim_groups (
+    id           TEXT PRIMARY KEY,
+    tenant_id    TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    display_name TEXT NOT NULL,
+    external_id  TEXT,
+    members      JSONB NOT NULL DEFAULT '[]'::jsonb,
+    version      INTEGER NOT NULL DEFAULT 1,
+    created_at   TIMESTAMPTZ NOT NULL,
+    updated_at   TIMESTAMPTZ NOT NULL,
+    UNIQUE (tenant_id, display_name)
+);
