@@ -11,6 +11,7 @@ level (at least HIGH), an anomaly score over the threshold raises it to at least
 """
 from __future__ import annotations
 
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -69,6 +70,18 @@ _REASONS: dict[str, str] = {
     "tainted_context": "follows untrusted tool output carrying prompt injection",
     "anomalous": "unusual behaviour for this agent",
 }
+
+
+# Every PII type counted for egress carries an '@' or a run of digits (with separators): texts without
+# either skip the (comparatively costly) PII recognizers.
+_PII_HINT = re.compile(r"@|\d[\d \t().\-/]{5,}\d")
+# The injection model reads prose: a text needs some length and words to be worth scoring.
+_MIN_PROSE_CHARS = 24
+_MIN_PROSE_SPACES = 3
+
+
+def _prose(text: str) -> bool:
+    return len(text) >= _MIN_PROSE_CHARS and text.count(" ", 0, 400) >= _MIN_PROSE_SPACES
 
 
 def signal_risk(signal: str, category: str) -> int:
@@ -178,7 +191,7 @@ class CheckEngine:
 
     def injected(self, text: str) -> bool:
         """True when `text` (a tool output or argument) carries prompt injection."""
-        if self.injection is None or len(text) < 12:
+        if self.injection is None or not _prose(text):
             return False
         return bool(self.injection.scan(text[:16384], "tool").flagged)
 
@@ -191,9 +204,10 @@ class CheckEngine:
             payload = _payload_text(req.arguments, text)
             if self.secrets is not None and self.secrets.scan(payload):
                 signals.add("secret_egress")
-            if self.pii is not None and any(f.entity_type in _EGRESS_PII for f in self.pii.scan(payload)):
+            if self.pii is not None and _PII_HINT.search(payload) and any(
+                    f.entity_type in _EGRESS_PII for f in self.pii.scan(payload)):
                 signals.add("pii_egress")
-        if self.injected(text):
+        if category != "database" and self.injected(text):     # SQL is code: its injection signals cover it
             signals.add("prompt_injection")
         risk = _BASE_RISK.get(category, LOW)
         for s in signals:
