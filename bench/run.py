@@ -295,10 +295,30 @@ class _Bench:
                     self.scenario(name, url, key, False, server.proc.pid, mock_pid)
                     if with_stream:
                         self.scenario(f"{name}_stream", url, key, True, server.proc.pid, mock_pid)
+                        self.check_scenario(url.rsplit("/v1/", 1)[0], key, server.proc.pid, mock_pid)
             except ScenarioFailed as exc:
                 for failed in names:
                     if failed not in self.scenarios:
                         self.fail(failed, str(exc))
+
+    # -- agent tool-call gating (issue 5): POST /api/v1/check, kept apart from the chat scenarios --
+    def check_scenario(self, base_url: str, key: str, pid: int, mock_pid: int) -> None:
+        """`casemate_check`: a typical tool call (read-only SQL) through the decision path and audit queue."""
+        name = "casemate_check"
+        if time.monotonic() - self.started > self.config.total_budget_s:
+            self.fail(name, f"skipped: the run exceeded its {self.config.total_budget_s:.0f}s budget")
+            return
+        print(f"  {name} ...", flush=True)
+        c = self.config
+        body = orjson.dumps({"agent_id": "bench-agent", "tool_name": "run_sql", "arguments": {
+            "query": "SELECT id, status, total FROM orders WHERE customer_id = 42 ORDER BY created_at DESC LIMIT 20"}})
+        measured = LoadSpec(url=f"{base_url}/api/v1/check", body=body, headers={"Authorization": f"Bearer {key}"},
+                            concurrency=c.concurrency, requests=c.json_requests, duration_s=c.phase_seconds)
+        warmup = replace(measured, requests=c.warmup_requests, duration_s=c.warmup_seconds)
+        try:
+            self.scenarios[name] = _measure(name, measured, warmup, pid, mock_pid)
+        except ScenarioFailed as exc:
+            self.fail(name, str(exc))
 
     @contextmanager
     def casemate(self, name: str, mock_url: str, workers: int, cores: set[int] | None,
