@@ -27,6 +27,7 @@ from admin_api.resources import (
     checks,
     keys,
     killswitch,
+    notifications,
     operations,
     platform,
     policies,
@@ -70,7 +71,7 @@ async def openapi_yaml(ctx: Ctx) -> Any:
 def all_routes() -> RouteTable:
     table = RouteTable()
     for module in (auth, tenants, users, keys, restrictions, policies, providers, killswitch, activity, operations,
-                   platform, audit, transparency, checks, webhooks, scim):
+                   platform, audit, transparency, checks, webhooks, scim, notifications):
         table.include(module.routes)
     table.include(docs)
     return table

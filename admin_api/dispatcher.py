@@ -2,7 +2,7 @@
 
 One loop follows the transparency log's commit-ordered `seq` (its cursor is kept in the store, so
 a restart resumes where it stopped and loses nothing), maps each audit action to a public event
-type and hands the event to every sink (webhook fan-out today). Other loops deliver due webhook
+type and hands the event to every sink (webhook fan-out, notifications). Other loops deliver due webhook
 deliveries (retries with exponential backoff and jitter, then dead-letter), apply retention
 policies, and sign tree heads of logs that grew.
 
@@ -15,12 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
 
+from admin_api.notify import Notifier
 from admin_api.settings import AdminSettings
 from admin_api.store import Store
 from admin_api.store.codec import utcnow
@@ -114,6 +115,7 @@ class EventDispatcher:
         self._tasks: list[asyncio.Task[None]] = []
         self._sinks: list[Sink] = [self._webhook_sink]
         self._webhooks: dict[str, list[dict[str, Any]]] = {}
+        self._loops: list[Callable[[], Coroutine[Any, Any, None]]] = []
 
     def add_sink(self, sink: Sink) -> None:
         """Also hand every published event to `sink(event, public_type)` (notifications, live events)."""
@@ -127,8 +129,12 @@ class EventDispatcher:
         """Look for due deliveries now."""
         self._due.set()
 
+    def add_loop(self, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run `loop()` alongside the dispatcher's own loops (started by `start`, cancelled by `stop`)."""
+        self._loops.append(loop)
+
     def start(self) -> None:
-        loops = [self._follow(), self._deliver_loop(), self._retention_loop()]
+        loops = [self._follow(), self._deliver_loop(), self._retention_loop(), *(f() for f in self._loops)]
         if self._tlog is not None:
             loops.append(self._sign_loop())
         if self._redis is not None:
@@ -268,12 +274,16 @@ class EventDispatcher:
 
 
 DISPATCHER: web.AppKey[EventDispatcher] = web.AppKey("event_dispatcher", EventDispatcher)
+NOTIFIER: web.AppKey[Notifier] = web.AppKey("notifier", Notifier)
 
 
 def install(app: web.Application, store: Store, settings: AdminSettings, tlog: TransparencyLog) -> EventDispatcher:
     """Run a dispatcher for the app's lifetime (started on startup, stopped on cleanup)."""
     runtime = settings.runtime
     dispatcher = app[DISPATCHER] = EventDispatcher(store, settings, tlog, getattr(runtime, "redis", None))
+    notifier = app[NOTIFIER] = Notifier(store, settings)
+    dispatcher.add_sink(notifier.sink)
+    dispatcher.add_loop(notifier.run)
 
     async def on_startup(_: web.Application) -> None:
         try:

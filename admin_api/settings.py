@@ -38,6 +38,7 @@ class AdminSettings:
     webhook_retry_base_s: float = 5.0       # first retry delay; doubles per attempt (jittered), capped at 1 h
     dispatch_poll_s: float = 1.0            # event dispatcher poll interval (Redis pub/sub wakes it sooner)
     retention_interval_s: float = 3600.0    # how often the retention purge runs
+    public_base_url: str = "http://localhost:8081"   # this API as users reach it (unsubscribe links)
     hash_key: bytes = field(init=False)
 
     def __post_init__(self) -> None:

@@ -130,11 +130,17 @@ class Attempt:
 async def send(url: str, secret: str, msg_id: str, payload: dict[str, Any], *, timeout_s: float,
                allow: tuple[IPNetwork, ...], user_agent: str = "Casemate-Webhooks/1") -> Attempt:
     """One signed POST; 2xx is success. Never raises for network or SSRF failures: they are the Attempt's error."""
-    started = time.perf_counter()
     body = dumps(payload)
     ts = int(time.time())
     headers = {"Content-Type": "application/json", "User-Agent": user_agent, "webhook-id": msg_id,
                "webhook-timestamp": str(ts), "webhook-signature": sign(secret, msg_id, ts, body)}
+    return await post(url, body, headers, timeout_s=timeout_s, allow=allow)
+
+
+async def post(url: str, body: bytes, headers: dict[str, str], *, timeout_s: float,
+               allow: tuple[IPNetwork, ...]) -> Attempt:
+    """POST `body` to an SSRF-checked, pinned destination without following redirects."""
+    started = time.perf_counter()
     try:
         host, port = check_url(url)
         resolved = await resolve_checked(host, port, allow)

@@ -8,6 +8,7 @@ from admin_api.store.events import EventsRepo
 from admin_api.store.evidence import EvidenceRepo
 from admin_api.store.killswitch import KillSwitchRepo
 from admin_api.store.migrate import apply_migrations
+from admin_api.store.notifications import NotificationsRepo
 from admin_api.store.policies import PoliciesRepo
 from admin_api.store.providers import ProvidersRepo
 from admin_api.store.scim import ScimRepo
@@ -17,7 +18,7 @@ from admin_api.store.webhooks import WebhooksRepo
 
 
 class Store(DirectoryRepo, TenantsRepo, PoliciesRepo, ProvidersRepo, KillSwitchRepo, EventsRepo, SessionsRepo,
-            EvidenceRepo, ChecksRepo, WebhooksRepo, ScimRepo):
+            EvidenceRepo, ChecksRepo, WebhooksRepo, ScimRepo, NotificationsRepo):
     """Control-plane data: every admin read and write, plus the data plane's directory feed.
 
     Every method that touches tenant data takes the tenant id and filters by it; an id that

@@ -13,7 +13,8 @@ from tests.admin.conftest import PASSWORD, AdminHarness, Org
 
 TABLES = ("tenants", "users", "memberships", "api_keys", "policies", "policy_versions", "providers",
           "kill_switches", "refresh_tokens", "gateway_requests", "audit_events", "retention_policies",
-          "webhooks", "webhook_deliveries", "scim_tokens", "scim_users", "scim_groups")
+          "webhooks", "webhook_deliveries", "scim_tokens", "scim_users", "scim_groups",
+          "notification_integrations", "notification_subscriptions", "notification_optouts", "notification_outbox")
 
 SAMPLE_REQUEST = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -81,9 +82,19 @@ MATRIX: dict[str, tuple[str, dict[str, Any] | None]] = {
     "scim_resource_type": ("/scim/v2/ResourceTypes/User", None),
     "scim_schema": ("/scim/v2/Schemas/urn:ietf:params:scim:schemas:core:2.0:User", None),
     "scim_unknown": ("/scim/v2/{group}", None),
+    # notification channels and topics are names inside the caller's own organization, not ids: B reaching
+    # them gets B's own (absent) settings, never A's
+    "get_integration": ("/api/v1/notifications/integrations/email", None),
+    "put_integration": ("/api/v1/notifications/integrations/slack", {"webhook_url": "http://127.0.0.1:9/x"}),
+    "delete_integration": ("/api/v1/notifications/integrations/email", None),
+    "test_integration": ("/api/v1/notifications/integrations/email/test", None),
+    "get_subscription": ("/api/v1/notifications/subscriptions/key.revoked", None),
+    "put_subscription": ("/api/v1/notifications/subscriptions/key.revoked", {"channels": []}),
+    "delete_subscription": ("/api/v1/notifications/subscriptions/key.revoked", None),
 }
 # Platform routes refuse a tenant owner before any lookup.
-EXPECTED = {"set_tenant_status": (403, "AUTH-003")}
+EXPECTED = {"set_tenant_status": (403, "AUTH-003"), "put_integration": (422, "ADM-422"),
+            "put_subscription": (400, "ADM-400")}
 # SCIM answers SCIM error documents; discovery documents are the same for every organization.
 SCIM_EXPECTED = {"scim_resource_type": 200, "scim_schema": 200}
 
@@ -122,6 +133,9 @@ async def _populate_a(admin: AdminHarness, a: Org) -> dict[str, str]:
     await admin.store.enqueue_deliveries([(a.tenant_id, hook["id"], event, "key.created", {"type": "key.created"})])
     delivery = (await admin.store.list_deliveries(a.tenant_id, hook["id"])).items[0]["id"]
     scim_token = await admin.store.create_scim_token(a.tenant_id, name="a-idp", token_hash="a" * 64, created_by=None)
+    await admin.store.put_integration(a.tenant_id, "email", config={"host": "smtp.a.example", "to": ["x@a.example"]},
+                                      secret="pw", keep_secret=False, enabled=True)
+    await admin.store.put_subscription(a.tenant_id, "key.revoked", channels=["email"], min_interval_s=60)
     group = await admin.store.save_scim_group(a.tenant_id, None, display_name="a-group", external_id=None,
                                               members=[{"value": user}])
     return {"tenant": a.tenant_id, "user": user, "key": key, "policy": policy, "provider": provider,

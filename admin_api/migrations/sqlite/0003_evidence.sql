@@ -1,4 +1,4 @@
--- Evidence: transparency log (seq numbers leaves across logs in commit order for the event dispatcher), retention, event cursors, webhooks, SCIM tokens, users and groups.
+-- Evidence: transparency log (seq numbers leaves across logs in commit order for the event dispatcher), retention, event cursors, webhooks, SCIM tokens, users and groups, notifications.
 
 CREATE TABLE tlog_leaves (
     log_id     TEXT NOT NULL,
@@ -98,4 +98,52 @@ CREATE TABLE scim_groups (
     created_at   TEXT NOT NULL,
     updated_at   TEXT NOT NULL,
     UNIQUE (tenant_id, display_name)
+);
+
+CREATE TABLE notification_integrations (
+    tenant_id  TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    channel    TEXT NOT NULL CHECK (channel IN ('email', 'slack')),
+    config     TEXT NOT NULL DEFAULT '{}',
+    secret_enc BLOB,
+    enabled    BOOLEAN NOT NULL DEFAULT TRUE,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, channel)
+);
+
+CREATE TABLE notification_subscriptions (
+    tenant_id      TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    topic          TEXT NOT NULL,
+    channels       TEXT NOT NULL DEFAULT '[]',
+    min_interval_s REAL NOT NULL DEFAULT 300,
+    updated_at     TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, topic)
+);
+
+CREATE TABLE notification_optouts (
+    tenant_id  TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    topic      TEXT NOT NULL,
+    recipient  TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, topic, recipient)
+);
+
+CREATE TABLE notification_outbox (
+    id         TEXT PRIMARY KEY,
+    tenant_id  TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    topic      TEXT NOT NULL,
+    channel    TEXT NOT NULL,
+    event_id   TEXT NOT NULL,
+    event      TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL,
+    sent_at    TEXT,
+    UNIQUE (tenant_id, channel, event_id)
+);
+CREATE INDEX notification_outbox_unsent ON notification_outbox (sent_at, tenant_id, topic, channel);
+
+CREATE TABLE notification_state (
+    tenant_id    TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    topic        TEXT NOT NULL,
+    channel      TEXT NOT NULL,
+    last_sent_at TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, topic, channel)
 );
