@@ -420,6 +420,8 @@ class CheckService:
             except TimeoutError:
                 pass
             row = await store.get_check(tenant_id, check_id)
+        if row["status"] != "pending":
+            self.wake(check_id)            # decided elsewhere without a wake-up: release other local waiters
         return row
 
     async def _sweep(self) -> None:

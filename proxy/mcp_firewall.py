@@ -182,16 +182,19 @@ class McpFirewall:
         if ctype.startswith("text/event-stream"):
             resp = web.StreamResponse(status=up.status, headers=out_headers)
             await resp.prepare(request)
-            for r in refusals:
-                await resp.write(_sse(r))
-            async for event, event_id, data in _sse_events(up.content):
-                try:
-                    msg = orjson.loads(data)
-                except orjson.JSONDecodeError:
-                    await resp.write(_raw_event(event, event_id, data))
-                    continue
-                await resp.write(_sse(self._inspect(msg, ex, principal, agent_id, session_id), event, event_id))
-            await resp.write_eof()
+            try:
+                for r in refusals:
+                    await resp.write(_sse(r))
+                async for event, event_id, data in _sse_events(up.content):
+                    try:
+                        msg = orjson.loads(data)
+                    except orjson.JSONDecodeError:
+                        await resp.write(_raw_event(event, event_id, data))
+                        continue
+                    await resp.write(_sse(self._inspect(msg, ex, principal, agent_id, session_id), event, event_id))
+                await resp.write_eof()
+            except ConnectionResetError:         # the client went away mid-stream: nothing left to tell it
+                pass
             return resp
         payload = await up.read()
         if ctype.startswith("application/json") and payload:
@@ -214,9 +217,12 @@ class McpFirewall:
             out = {h: up.headers[h] for h in _FORWARD_RESPONSE if h in up.headers}
             resp = web.StreamResponse(status=up.status, headers=out)
             await resp.prepare(request)
-            async for chunk in up.content.iter_any():
-                await resp.write(chunk)
-            await resp.write_eof()
+            try:
+                async for chunk in up.content.iter_any():
+                    await resp.write(chunk)
+                await resp.write_eof()
+            except ConnectionResetError:         # the client closed its notification stream
+                pass
             return resp
         finally:
             up.release()
