@@ -38,6 +38,7 @@ from admin_api.resources import (
     transparency,
     users,
     webhooks,
+    ws,
 )
 from admin_api.routing import RouteTable
 from admin_api.schemas import JSON_OBJECT
@@ -71,7 +72,7 @@ async def openapi_yaml(ctx: Ctx) -> Any:
 def all_routes() -> RouteTable:
     table = RouteTable()
     for module in (auth, tenants, users, keys, restrictions, policies, providers, killswitch, activity, operations,
-                   platform, audit, transparency, checks, webhooks, scim, notifications):
+                   platform, audit, transparency, checks, webhooks, scim, notifications, ws):
         table.include(module.routes)
     table.include(docs)
     return table

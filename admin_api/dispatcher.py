@@ -2,7 +2,7 @@
 
 One loop follows the transparency log's commit-ordered `seq` (its cursor is kept in the store, so
 a restart resumes where it stopped and loses nothing), maps each audit action to a public event
-type and hands the event to every sink (webhook fan-out, notifications). Other loops deliver due webhook
+type and hands the event to every sink (webhook fan-out, notifications, /ws live events). Other loops deliver due webhook
 deliveries (retries with exponential backoff and jitter, then dead-letter), apply retention
 policies, and sign tree heads of logs that grew.
 
@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from admin_api.notify import Notifier
+from admin_api.resources.ws import LIVE_HUB, LiveHub
 from admin_api.settings import AdminSettings
 from admin_api.store import Store
 from admin_api.store.codec import utcnow
@@ -279,11 +280,15 @@ NOTIFIER: web.AppKey[Notifier] = web.AppKey("notifier", Notifier)
 
 def install(app: web.Application, store: Store, settings: AdminSettings, tlog: TransparencyLog) -> EventDispatcher:
     """Run a dispatcher for the app's lifetime (started on startup, stopped on cleanup)."""
-    runtime = settings.runtime
-    dispatcher = app[DISPATCHER] = EventDispatcher(store, settings, tlog, getattr(runtime, "redis", None))
+    redis = settings.redis if settings.redis is not None else getattr(settings.runtime, "redis", None)
+    dispatcher = app[DISPATCHER] = EventDispatcher(store, settings, tlog, redis)
     notifier = app[NOTIFIER] = Notifier(store, settings)
     dispatcher.add_sink(notifier.sink)
     dispatcher.add_loop(notifier.run)
+    hub = app[LIVE_HUB] = LiveHub(redis, settings.live_channel)
+    dispatcher.add_sink(hub.publish)
+    if redis is not None:
+        dispatcher.add_loop(hub.listen)
 
     async def on_startup(_: web.Application) -> None:
         try:

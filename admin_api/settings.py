@@ -39,6 +39,8 @@ class AdminSettings:
     dispatch_poll_s: float = 1.0            # event dispatcher poll interval (Redis pub/sub wakes it sooner)
     retention_interval_s: float = 3600.0    # how often the retention purge runs
     public_base_url: str = "http://localhost:8081"   # this API as users reach it (unsubscribe links)
+    live_channel: str = "cm:live"           # Redis pub/sub channel carrying /ws events between workers
+    redis: Any = None                       # redis.asyncio client (else the runtime's, if any)
     hash_key: bytes = field(init=False)
 
     def __post_init__(self) -> None:
