@@ -339,7 +339,15 @@ class CheckService:
                    "category": v.category, "signals": v.signals, "risk_level": v.risk_level,
                    "reasons": v.reasons, "policy": policy.name, "anomaly_score": v.anomaly_score}
         if v.decision == "pending":
-            expires = await self.store_pending(principal, check_id, policy, agent_id, body, v)
+            try:
+                expires = await self.store_pending(principal, check_id, policy, agent_id, body, v)
+            except Exception as exc:  # noqa: BLE001 - no durable review possible: fail closed, say why
+                log.error("pending check %s could not be stored (%s); blocking it", check_id, exc.__class__.__name__)
+                v.decision = data["decision"] = "block"
+                v.reasons.append("human review is unavailable (the store did not answer); blocked")
+                details["reasons"] = v.reasons
+                self.audit("check.blocked", principal, check_id, request_id, details)
+                return data, v
             data["review"] = {"expires_at": _iso(expires), "timeout_decision": v.timeout_decision,
                               "poll": f"/api/v1/check/{check_id}/decision"}
             self.audit("check.pending", principal, check_id, request_id, details)

@@ -9,8 +9,15 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from admin_api.app import create_admin_app
+from admin_api.settings import AdminSettings
 from tests.check.conftest import KEY_A, KEY_B, REVIEW_KEY_A, Proxy, start_proxy
 from tests.conftest import REDIS_URL
+
+def _admin_app(proxy: Proxy) -> Any:
+    """The admin app on the proxy's store and secret, checking every answer against its declared schema."""
+    settings = AdminSettings(master_key=proxy.rt.master, runtime=proxy.rt, validate_responses=True)
+    return create_admin_app(proxy.rt.store, settings)
+
 
 PENDING_CALL = ("read_file", {"path": "/home/app/.ssh/id_rsa"})
 
@@ -104,7 +111,7 @@ async def test_review_needs_the_permission_and_stays_inside_the_tenant(proxy: Pr
 
 
 async def test_admin_review_queue_lists_and_resolves_pending_checks(proxy: Proxy) -> None:
-    admin = TestClient(TestServer(create_admin_app(proxy.rt)))
+    admin = TestClient(TestServer(_admin_app(proxy)))
     await admin.start_server()
     try:
         first = (await _pending(proxy, agent="a1"))["check_id"]
@@ -136,7 +143,7 @@ async def test_admin_review_queue_lists_and_resolves_pending_checks(proxy: Proxy
 
 
 async def test_agent_token_authenticates_and_pins_the_agent(proxy: Proxy) -> None:
-    admin = TestClient(TestServer(create_admin_app(proxy.rt)))
+    admin = TestClient(TestServer(_admin_app(proxy)))
     await admin.start_server()
     try:
         resp = await admin.post("/api/v1/agents/billing-bot/token", headers={"Authorization": f"Bearer {KEY_A}"},
@@ -183,3 +190,16 @@ async def test_decision_made_on_one_worker_wakes_a_long_poll_on_another(proxy_an
         assert time.monotonic() - started < 1.0
     finally:
         await client.close()
+
+
+async def test_pending_check_fails_closed_when_the_store_cannot_keep_it(proxy: Proxy,
+                                                                        monkeypatch: Any) -> None:
+    async def down(_check: dict[str, Any]) -> None:
+        raise ConnectionError("database down")
+
+    monkeypatch.setattr(proxy.rt.store, "create_pending_check", down)
+    data = await proxy.check(*PENDING_CALL)
+    assert data["decision"] == "block" and "review" not in data
+    assert any("review is unavailable" in r for r in data["reasons"])
+    status, _ = await proxy.call("GET", f"/api/v1/check/{data['check_id']}/decision")
+    assert status == 404
