@@ -36,6 +36,7 @@ from admin_api.resources import (
     scim,
     tenants,
     transparency,
+    trust,
     users,
     webhooks,
     ws,
@@ -72,7 +73,8 @@ async def openapi_yaml(ctx: Ctx) -> Any:
 def all_routes() -> RouteTable:
     table = RouteTable()
     for module in (auth, tenants, users, keys, restrictions, policies, providers, killswitch, activity, operations,
-                   platform, audit, transparency, checks, webhooks, scim, notifications, ws):
+                   platform, audit, transparency, checks, webhooks, scim, notifications, ws,
+                   trust):
         table.include(module.routes)
     table.include(docs)
     return table

@@ -2,7 +2,7 @@
 
 One loop follows the transparency log's commit-ordered `seq` (its cursor is kept in the store, so
 a restart resumes where it stopped and loses nothing), maps each audit action to a public event
-type and hands the event to every sink (webhook fan-out, notifications, /ws live events). Other loops deliver due webhook
+type and hands the event to every sink (webhook fan-out, notifications, /ws live events, trust score). Other loops deliver due webhook
 deliveries (retries with exponential backoff and jitter, then dead-letter), apply retention
 policies, and sign tree heads of logs that grew.
 
@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from admin_api.notify import Notifier
+from admin_api.resources.trust import TrustRecalculator
 from admin_api.resources.ws import LIVE_HUB, LiveHub
 from admin_api.settings import AdminSettings
 from admin_api.store import Store
@@ -60,6 +61,7 @@ PUBLIC_TYPES: dict[str, str] = {
     "provider.delete": "provider.changed",
     "retention.purge": "audit.retention.purged",
     "access.denied": "access.denied",
+    "trust.score.updated": "trust.score.updated",
 }
 EVENT_TYPES: tuple[str, ...] = tuple(sorted(set(PUBLIC_TYPES.values()) | {"webhook.test"}))
 OPT_IN_TYPES = frozenset({"gateway.request.completed"})   # only sent to webhooks that name them
@@ -285,6 +287,9 @@ def install(app: web.Application, store: Store, settings: AdminSettings, tlog: T
     notifier = app[NOTIFIER] = Notifier(store, settings)
     dispatcher.add_sink(notifier.sink)
     dispatcher.add_loop(notifier.run)
+    trust = TrustRecalculator(store, interval_s=max(1.0, settings.dispatch_poll_s * 5))
+    dispatcher.add_sink(trust.sink)
+    dispatcher.add_loop(trust.run)
     hub = app[LIVE_HUB] = LiveHub(redis, settings.live_channel)
     dispatcher.add_sink(hub.publish)
     if redis is not None:

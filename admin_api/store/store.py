@@ -14,11 +14,13 @@ from admin_api.store.providers import ProvidersRepo
 from admin_api.store.scim import ScimRepo
 from admin_api.store.sessions import SessionsRepo
 from admin_api.store.tenants import TenantsRepo
+from admin_api.store.trust import TrustRepo
 from admin_api.store.webhooks import WebhooksRepo
 
 
 class Store(DirectoryRepo, TenantsRepo, PoliciesRepo, ProvidersRepo, KillSwitchRepo, EventsRepo, SessionsRepo,
-            EvidenceRepo, ChecksRepo, WebhooksRepo, ScimRepo, NotificationsRepo):
+            EvidenceRepo, ChecksRepo, WebhooksRepo, ScimRepo, NotificationsRepo,
+            TrustRepo):
     """Control-plane data: every admin read and write, plus the data plane's directory feed.
 
     Every method that touches tenant data takes the tenant id and filters by it; an id that

@@ -1,4 +1,4 @@
--- Evidence: transparency log (seq numbers leaves across logs in commit order for the event dispatcher), retention, event cursors, webhooks, SCIM tokens, users and groups, notifications.
+-- Evidence: transparency log (seq numbers leaves across logs in commit order for the event dispatcher), retention, event cursors, webhooks, SCIM tokens, users and groups, notifications, trust scores.
 
 CREATE TABLE tlog_leaves (
     log_id     TEXT NOT NULL,
@@ -147,3 +147,21 @@ CREATE TABLE notification_state (
     last_sent_at TEXT NOT NULL,
     PRIMARY KEY (tenant_id, topic, channel)
 );
+
+CREATE TABLE trust_settings (
+    tenant_id    TEXT PRIMARY KEY REFERENCES tenants (id) ON DELETE CASCADE,
+    weights      TEXT NOT NULL DEFAULT '{}',
+    half_life_h  REAL NOT NULL,
+    updated_at   TEXT NOT NULL
+);
+
+CREATE TABLE trust_scores (
+    id         TEXT PRIMARY KEY,
+    tenant_id  TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    ts         TEXT NOT NULL,
+    score      REAL NOT NULL,
+    raw_score  REAL NOT NULL,
+    grade      TEXT NOT NULL,
+    pillars    TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX trust_scores_tenant ON trust_scores (tenant_id, id);
