@@ -46,7 +46,8 @@ def test_numeric_host_forms_resolve_to_their_address() -> None:
 @pytest.mark.parametrize(("name", "keys", "category"), [
     ("execute_sql", [], "database"), ("postgres.query", [], "database"), ("runShellCommand", [], "shell"),
     ("send_slack_message", [], "email"), ("stripe_create_refund", [], "payment"), ("web_fetch", [], "http"),
-    ("read_file", [], "filesystem"), ("jupyter_exec_cell", [], "code_execution"), ("shell_exec", [], "shell"), ("python_eval", [], "code_execution"),
+    ("read_file", [], "filesystem"), ("jupyter_exec_cell", [], "code_execution"), ("shell_exec", [], "shell"),
+    ("python_eval", [], "code_execution"),
     ("lookup", ["url"], "http"), ("do_it", ["sql"], "database"), ("get_weather", ["city"], "other"),
 ])
 def test_tools_are_classified_from_their_name_then_their_arguments(name: str, keys: list[str], category: str) -> None:
