@@ -1,7 +1,6 @@
 """Smoke test of ``bench.eval`` on a tiny EVAL_DIR in the real format: the JSON keeps its shape."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
 from pathlib import Path
@@ -92,21 +91,12 @@ def test_main_writes_json_and_markdown(tiny_eval_dir, tmp_path, capsys):
     assert "Prompt injection" in capsys.readouterr().out
 
 
-@pytest.mark.skipif(importlib.util.find_spec("bench.eval_pii_secrets") is None,
-                    reason="bench.eval_pii_secrets not written yet")
 def test_full_run_has_every_section(tiny_eval_dir):
     result = bench_eval.run_eval(tiny_eval_dir, progress=False)
     assert set(result) == {"injection", "pii", "secrets", "latency_us_per_kb"}
     _check_injection_shape(result["injection"])
     assert "by_type" in result["pii"]
     assert {"recall", "fpr_negative", "fpr_benign"} <= set(result["secrets"])
-
-
-@pytest.mark.skipif(importlib.util.find_spec("bench.eval_pii_secrets") is not None,
-                    reason="bench.eval_pii_secrets exists")
-def test_missing_pii_secrets_module_fails_with_a_clear_message(tiny_eval_dir):
-    with pytest.raises(SystemExit, match="eval_pii_secrets"):
-        bench_eval.run_eval(tiny_eval_dir, sections=("pii",), progress=False)
 
 
 def test_evasions_change_the_text_but_not_what_it_normalises_to():
