@@ -21,6 +21,8 @@ COPY pipeline ./pipeline
 COPY detectors ./detectors
 COPY admin_api ./admin_api
 COPY bench ./bench
+COPY casemate_sdk ./casemate_sdk
+COPY casemate_verify ./casemate_verify
 RUN python -m venv .venv \
  && .venv/bin/pip install --no-cache-dir -U pip \
  && .venv/bin/pip install --no-cache-dir .

@@ -6,7 +6,7 @@ from types import MappingProxyType
 READ = ("tenants:read", "members:read", "users:read", "keys:read", "policies:read", "providers:read",
         "killswitch:read", "requests:read", "gateway:read", "cache:read")
 ALL = READ + ("tenants:write", "tenants:delete", "members:write", "users:write", "keys:write", "policies:write",
-              "providers:write", "killswitch:write", "gateway:write", "cache:write", "audit:read")
+              "providers:write", "killswitch:write", "gateway:write", "cache:write", "audit:read", "checks:review")
 
 # `platform:admin` is never part of a role: it is granted to owners and admins of the platform tenant
 # (the one `casemate bootstrap` creates) and guards global switches and platform-wide purges.
@@ -16,7 +16,7 @@ ROLE_PERMISSIONS: MappingProxyType[str, frozenset[str]] = MappingProxyType({
     "owner": frozenset(ALL),
     "admin": frozenset(p for p in ALL if p != "tenants:delete"),
     "security_admin": frozenset(READ + ("keys:write", "policies:write", "killswitch:write", "audit:read",
-                                        "cache:write")),
+                                        "cache:write", "checks:review")),
     "member": frozenset(("tenants:read", "keys:read", "policies:read", "providers:read", "killswitch:read",
                          "requests:read", "gateway:read", "gateway:write")),
     "viewer": frozenset(READ),

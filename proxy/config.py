@@ -100,6 +100,8 @@ class Settings:
     # optional remote prompt-injection classifier (tier 3), consulted only for uncertain scores
     injection_remote_url: str | None = None
     injection_remote_timeout_s: float = 0.3
+    # MCP firewall: the upstream MCP server (streamable HTTP) fronted at /mcp
+    mcp_upstream_url: str | None = None
     providers: tuple[ProviderSettings, ...] = ()
     default_provider: str | None = None
     keys: tuple[BootstrapKey, ...] = ()
@@ -136,6 +138,7 @@ _ENV_SCALARS: dict[str, str] = {
     "CASEMATE_CACHE_TTL_S": "cache_ttl_s",
     "CASEMATE_SHUTDOWN_GRACE_S": "shutdown_grace_s",
     "CASEMATE_DEFAULT_PROVIDER": "default_provider",
+    "CASEMATE_MCP_UPSTREAM_URL": "mcp_upstream_url",
 }
 
 _TOP_KEYS = {f.name for f in fields(Settings)} - {"providers", "keys", "kill_switch", "policy", "demo"}
@@ -151,6 +154,7 @@ _GROUPS: dict[str, dict[str, str]] = {
               "flush_interval_s": "audit_flush_interval_s"},
     "logging": {"level": "log_level", "json": "log_json", "access": "access_log"},
     "metrics": {"tenant_labels": "metrics_tenant_labels"},
+    "mcp": {"upstream_url": "mcp_upstream_url"},
     "detectors": {"remote_classifier_url": "injection_remote_url",
                   "remote_classifier_timeout_s": "injection_remote_timeout_s"},
 }
