@@ -282,20 +282,24 @@ class _Bench:
                 self.run_casemate(mock_url, mock_pid)
 
     def run_casemate(self, mock_url: str, mock_pid: int) -> None:
-        runs: list[tuple[str, int, set[int] | None, dict[str, str], bool]] = [
-            ("casemate", 1, self.proxy_cores, {}, True),
-            ("casemate_2_workers", 2, self.all_cores, {}, False),
+        runs: list[tuple[str, int, set[int] | None, dict[str, str], bool, dict[str, Any] | None]] = [
+            ("casemate", 1, self.proxy_cores, {}, True, None),
+            # the data-plane chain alone (issue 2's target): every detector stage off
+            ("casemate_core", 1, self.proxy_cores, {}, True, CORE_POLICY),
+            ("casemate_2_workers", 2, self.all_cores, {}, False, None),
         ]
         if _redis_answers():
-            runs.append(("casemate_2_workers_redis", 2, self.all_cores, {"CASEMATE_REDIS_URL": REDIS_URL}, False))
-        for name, workers, cores, env, with_stream in runs:
+            runs.append(("casemate_2_workers_redis", 2, self.all_cores, {"CASEMATE_REDIS_URL": REDIS_URL}, False,
+                         None))
+        for name, workers, cores, env, with_stream, policy in runs:
             names = [name, f"{name}_stream"] if with_stream else [name]
             try:
-                with self.casemate(name, mock_url, workers, cores, env) as (server, url, key):
+                with self.casemate(name, mock_url, workers, cores, env, policy) as (server, url, key):
                     self.scenario(name, url, key, False, server.proc.pid, mock_pid)
                     if with_stream:
                         self.scenario(f"{name}_stream", url, key, True, server.proc.pid, mock_pid)
-                        self.check_scenario(url.rsplit("/v1/", 1)[0], key, server.proc.pid, mock_pid)
+                        if policy is None:
+                            self.check_scenario(url.rsplit("/v1/", 1)[0], key, server.proc.pid, mock_pid)
             except ScenarioFailed as exc:
                 for failed in names:
                     if failed not in self.scenarios:
@@ -322,7 +326,7 @@ class _Bench:
 
     @contextmanager
     def casemate(self, name: str, mock_url: str, workers: int, cores: set[int] | None,
-                 env: Mapping[str, str]) -> Iterator[tuple[_Server, str, str]]:
+                 env: Mapping[str, str], policy: dict[str, Any] | None = None) -> Iterator[tuple[_Server, str, str]]:
         binary = Path(sys.executable).with_name("casemate")
         if not binary.exists():
             found = shutil.which("casemate")
@@ -344,12 +348,18 @@ class _Bench:
             # limiter is measured at work, not refusing
             "ratelimit": {"default_rpm": 100_000_000, "default_tpm": 10_000_000_000},
         }
+        if policy is not None:
+            config["policy"] = policy
         config_path = self.workdir / f"{name}.yaml"
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         argv = [str(binary), "serve", "--config", str(config_path), "--role", "proxy", "--workers", str(workers)]
         url = f"http://127.0.0.1:{port}"
         with _serve(name, argv, self.workdir, f"{url}/ready", cores=cores, env=env, ready_timeout_s=60) as server:
             yield server, f"{url}/v1/chat/completions", key
+
+
+CORE_POLICY: dict[str, Any] = {"injection": {"enabled": False}, "pii": {"enabled": False},
+                               "secrets": {"enabled": False}, "output": {"enabled": False}}
 
 
 def _redis_answers() -> bool:
@@ -370,7 +380,8 @@ def _ratio(a: dict[str, Any] | None, b: dict[str, Any] | None, key: str) -> floa
 
 
 def _derive(scenarios: dict[str, dict[str, Any]]) -> dict[str, float | None]:
-    for stream, base in (("bare_hop_stream", "direct_stream"), ("casemate_stream", "bare_hop_stream")):
+    for stream, base in (("bare_hop_stream", "direct_stream"), ("casemate_stream", "bare_hop_stream"),
+                         ("casemate_core_stream", "bare_hop_stream")):
         s, b = scenarios.get(stream), scenarios.get(base)
         if s and b and s.get("ttft_p50_ms") is not None and b.get("ttft_p50_ms") is not None:
             s["ttft_added_ms"] = round(s["ttft_p50_ms"] - b["ttft_p50_ms"], 3)
@@ -378,6 +389,10 @@ def _derive(scenarios: dict[str, dict[str, Any]]) -> dict[str, float | None]:
                 s["ttft_idle_added_ms"] = round(s["ttft_idle_p50_ms"] - b["ttft_idle_p50_ms"], 3)
     return {
         "cpu_per_req_vs_bare_hop": _ratio(scenarios.get("casemate"), scenarios.get("bare_hop"), "cpu_us_per_req"),
+        "core_cpu_per_req_vs_bare_hop": _ratio(scenarios.get("casemate_core"), scenarios.get("bare_hop"),
+                                               "cpu_us_per_req"),
+        "core_stream_cpu_vs_bare_hop": _ratio(scenarios.get("casemate_core_stream"), scenarios.get("bare_hop_stream"),
+                                              "cpu_us_per_req"),
         "stream_cpu_vs_bare_hop": _ratio(scenarios.get("casemate_stream"), scenarios.get("bare_hop_stream"),
                                          "cpu_us_per_req"),
         "rps_2_workers_vs_1": _ratio(scenarios.get("casemate_2_workers"), scenarios.get("casemate"), "rps"),
