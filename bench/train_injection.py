@@ -73,6 +73,11 @@ TOOL_BENIGN_KINDS = ("document", "tool_output")
 SYSTEM_BENIGN_KINDS = ("app_prompt_template", "structured_prompt", "roleplay_prompt")
 
 
+def is_embedded(kind: str) -> bool:
+    """Documents and tool results reach the detector as ``tool`` messages (as in ``bench.eval``)."""
+    return kind.startswith("indirect") or kind in TOOL_BENIGN_KINDS
+
+
 def eval_dir() -> Path:
     return Path(os.environ.get("EVAL_DIR") or DEFAULT_EVAL_DIR)
 
@@ -153,7 +158,7 @@ def build_design(examples: list[Example], progress: bool = True) -> tuple[Design
         ex = examples[i]
         norm = normalize(ex.text)
         decoded = tuple(normalize(d) for d in norm.decoded)
-        sig[i] = matcher.match(ex.text, norm, decoded).score
+        sig[i] = matcher.match(ex.text, norm, decoded, embedded=is_embedded(ex.kind)).score
         windows = feature_windows(norm.text)
         rows = [(ids, False) for ids in windows]
         if ex.label == 1 and len(windows) > 1:
@@ -354,6 +359,45 @@ def rates(scores: np.ndarray, y: np.ndarray, thr: float) -> dict[str, float]:
             "attacks": pos, "benign": neg}
 
 
+# --- held-out logits ---------------------------------------------------------------------------
+
+
+def cross_validated_logits(d: Design, examples: list[Example], folds: int, iters: int, *, lofo: bool,
+                           t0: float) -> tuple[np.ndarray, np.ndarray]:
+    """Grouped k-fold out-of-fold logits (in-distribution, unseen groups: for the thresholds) and
+    leave-one-file-out logits (each file, one upstream source, scored by a model that never saw it:
+    for the calibration, so that it trusts the model only as far as the model carries over to unseen
+    sources and leans on the signatures for the rest). Without ``lofo`` the second is the first."""
+    all_idx = np.arange(len(examples))
+    file_arr = np.array([e.file for e in examples])
+    fold = np.array([fold_of(f"{e.file}|{e.group}", folds) for e in examples])
+    z_oof = np.zeros(len(examples))
+    for k in range(folds):
+        tr, te = all_idx[fold != k], all_idx[fold == k]
+        w, b = train(d, examples, tr, iters=iters)
+        z_oof[te] = example_logits(d, w, b, te)
+        print(f"fold {k + 1}/{folds} done ({time.perf_counter() - t0:.0f}s)", file=sys.stderr)
+    z_lofo = z_oof.copy()
+    if lofo:
+        for name in sorted(set(file_arr.tolist()) - {"harmful_requests"}):
+            tr, te = all_idx[file_arr != name], all_idx[file_arr == name]
+            w, b = train(d, examples, tr, iters=iters)
+            z_lofo[te] = example_logits(d, w, b, te)
+            print(f"held out {name} ({time.perf_counter() - t0:.0f}s)", file=sys.stderr)
+    return z_oof, z_lofo
+
+
+def reuse_logits(path: Path, examples: list[Example]) -> tuple[np.ndarray, np.ndarray]:
+    """OOF / LOFO logits saved by ``--dump-scores``, checked against the examples they belong to."""
+    with np.load(path) as z:
+        z_oof, z_lofo = np.asarray(z["z_oof"], dtype=np.float64), np.asarray(z["z_lofo"], dtype=np.float64)
+        files, y = z["files"], z["y"]
+    if (len(files) != len(examples) or files.tolist() != [e.file for e in examples]
+            or y.tolist() != [float(e.label) for e in examples]):
+        raise SystemExit(f"{path}: logits were computed on other data; rerun without --logits-from")
+    return z_oof, z_lofo
+
+
 # --- main --------------------------------------------------------------------------------------
 
 
@@ -366,6 +410,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-lofo", action="store_true", help="skip leave-one-file-out validation")
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--dump-scores", type=Path, default=None, help="save OOF / LOFO logits for analysis")
+    ap.add_argument("--logits-from", type=Path, default=None,
+                    help="reuse the OOF / LOFO logits of an earlier --dump-scores run (same data, same features): "
+                         "the model logits do not depend on the rule set, so a rule change needs only the "
+                         "calibration, thresholds and final fit redone")
     args = ap.parse_args(argv)
     root = args.eval_dir or eval_dir()
     progress = not args.quiet
@@ -382,25 +430,14 @@ def main(argv: list[str] | None = None) -> int:
     file_arr = np.array([e.file for e in examples])
     benign = y_ex == 0
 
-    # Grouped k-fold: out-of-fold logits (in-distribution, unseen groups) for the thresholds.
-    folds = np.array([fold_of(f"{e.file}|{e.group}", args.folds) for e in examples])
-    z_oof = np.zeros(len(examples))
-    for k in range(args.folds):
-        tr, te = all_idx[folds != k], all_idx[folds == k]
-        w, b = train(design, examples, tr, iters=args.iters)
-        z_oof[te] = example_logits(design, w, b, te)
-        print(f"fold {k + 1}/{args.folds} done ({time.perf_counter() - t0:.0f}s)", file=sys.stderr)
-
-    # Leave-one-file-out logits: each file (one upstream source) scored by a model that never saw it.
-    # The calibration is fitted on these, so that it trusts the model only as far as the model
-    # carries over to unseen sources, and leans on the signatures for the rest.
-    z_lofo = z_oof.copy()
-    if not args.no_lofo:
-        for name in sorted(set(file_arr.tolist()) - {"harmful_requests"}):
-            tr, te = all_idx[file_arr != name], all_idx[file_arr == name]
-            w, b = train(design, examples, tr, iters=args.iters)
-            z_lofo[te] = example_logits(design, w, b, te)
-            print(f"held out {name} ({time.perf_counter() - t0:.0f}s)", file=sys.stderr)
+    if args.logits_from:
+        z_oof, z_lofo = reuse_logits(args.logits_from, examples)
+        lofo_done = bool(np.any(z_lofo != z_oof))
+        print(f"reused OOF / LOFO logits from {args.logits_from}", file=sys.stderr)
+    else:
+        z_oof, z_lofo = cross_validated_logits(design, examples, args.folds, args.iters,
+                                               lofo=not args.no_lofo, t0=t0)
+        lofo_done = not args.no_lofo
     ew = example_weights(examples)
     cal = fit_calibration(z_lofo, sig, y_ex, ew)
     s_oof = calibrated(cal, z_oof, sig)
@@ -437,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"grouped {args.folds}-fold OOF, role thresholds {thresholds}: {oof_report['role_thresholds']}",
           file=sys.stderr)
     lofo: dict[str, dict[str, float]] = {}
-    if not args.no_lofo:
+    if lofo_done:
         for name in sorted(set(file_arr.tolist()) - {"harmful_requests"}):
             m = file_arr == name
             lofo[name] = held_out_rates(s_lofo[m], y_ex[m], kinds[m], thresholds)
@@ -470,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "sources": dict(sorted(counts.items())),
         "calibration": {"intercept": cal[0], "model_logit": cal[1], "signature_score": cal[2],
-                        "fitted_on": "leave-one-file-out logits" if not args.no_lofo else "grouped k-fold logits"},
+                        "fitted_on": "leave-one-file-out logits" if lofo_done else "grouped k-fold logits"},
         "thresholds": thresholds,
         "uncertain_band": list(band),
         "validation": {"grouped_kfold": {"folds": args.folds, **oof_report}, "leave_one_file_out": lofo},

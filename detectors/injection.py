@@ -40,6 +40,9 @@ __all__ = [
     "InjectionDetector",
     "InjectionResult",
     "SignatureMatcher",
+    "SignatureHits",
+    "combine",
+    "EMBEDDED_ROLES",
     "hashed_features",
     "feature_windows",
     "text_features",
@@ -188,6 +191,29 @@ class SignatureHits:
     score: float
 
 
+# Roles whose text the application did not write itself: retrieved documents and tool results.
+EMBEDDED_ROLES: frozenset[str] = frozenset({"tool"})
+
+
+def combine(rules: Sequence[InjectionRule], embedded: bool) -> SignatureHits:
+    """Keep the rules that count in this context and combine their weights by noisy-or.
+
+    ``embedded`` is True for text the application did not write (documents, tool results): there
+    the rules marked ``embedded`` (text addressing the assistant, shaping its answer) count too.
+    Raw-text markers (invisible characters, mixed scripts) only amplify: normalisation already
+    undoes those evasions, and benign text can carry such characters, so alone they score 0."""
+    kept = rules if embedded else tuple(r for r in rules if not r.embedded)
+    miss = 1.0
+    for r in kept:
+        if not r.raw:
+            miss *= 1.0 - r.weight
+    if miss < 1.0:
+        for r in kept:
+            if r.raw:
+                miss *= 1.0 - r.weight
+    return SignatureHits(tuple(kept), 1.0 - miss)
+
+
 class SignatureMatcher:
     """The rule set compiled into Hyperscan databases (one for normalised text, one for raw text)."""
 
@@ -204,7 +230,9 @@ class SignatureMatcher:
             if self._raw else None
         )
 
-    def match(self, original: str, norm: Normalized, decoded: Sequence[Normalized] = ()) -> SignatureHits:
+    def matched_rules(self, original: str, norm: Normalized,
+                      decoded: Sequence[Normalized] = ()) -> tuple[InjectionRule, ...]:
+        """Every rule that matches, whatever the context (``combine`` then keeps the ones that count)."""
         hit = [self._norm[i] for i in sorted(_hs.scan_ids(self._norm_db, norm.text.encode("utf-8", "surrogatepass")))]
         if self._raw_db is not None and not original.isascii():
             raw = _hs.scan_ids(self._raw_db, original.encode("utf-8", "surrogatepass"))
@@ -219,17 +247,12 @@ class SignatureMatcher:
                     hit.append(self._norm[i])
         if encoded_hit:
             hit.append(ENCODED_PAYLOAD_RULE)
-        # Raw-text markers (invisible characters, mixed scripts) only amplify: normalisation already
-        # undoes those evasions, and benign text can carry such characters, so alone they score 0.
-        miss = 1.0
-        for r in hit:
-            if not r.raw:
-                miss *= 1.0 - r.weight
-        if miss < 1.0:
-            for r in hit:
-                if r.raw:
-                    miss *= 1.0 - r.weight
-        return SignatureHits(tuple(hit), 1.0 - miss)
+        return tuple(hit)
+
+    def match(self, original: str, norm: Normalized, decoded: Sequence[Normalized] = (),
+              *, embedded: bool = False) -> SignatureHits:
+        """Rules that count for this text and their combined score (see ``combine``)."""
+        return combine(self.matched_rules(original, norm, decoded), embedded)
 
 
 # --- detector ----------------------------------------------------------------------------------
@@ -305,7 +328,7 @@ class InjectionDetector:
         self.thresholds: dict[str, float] = merged
         self.band: tuple[float, float] = uncertain_band or self._model.band
         # Chat requests resend the system prompt and the history every turn: remember recent texts.
-        self._cache: OrderedDict[str, tuple[float, float, float, tuple[InjectionRule, ...]]] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[float, tuple[InjectionRule, ...]]] = OrderedDict()
         self._cache_size = cache_size
 
     # -- tiers --
@@ -314,27 +337,33 @@ class InjectionDetector:
         w, bias = self._model.weights, self._model.bias
         return max(window_logit(w, bias, ids, blocks) for ids, blocks in text_features(norm_text))
 
-    def _score(self, text: str) -> tuple[float, float, float, tuple[InjectionRule, ...]]:
+    def _tiers(self, text: str) -> tuple[float, tuple[InjectionRule, ...]]:
+        """Model logit and every matched rule: the part of a scan that does not depend on the role."""
         if self._cache_size <= 0 or len(text) > _CACHE_MAX_CHARS:
-            return self._score_uncached(text)
+            return self._tiers_uncached(text)
         cache = self._cache
         hit = cache.get(text)
         if hit is not None:
             cache.move_to_end(text)
             return hit
-        res = self._score_uncached(text)
+        res = self._tiers_uncached(text)
         cache[text] = res
         if len(cache) > self._cache_size:
             cache.popitem(last=False)
         return res
 
-    def _score_uncached(self, text: str) -> tuple[float, float, float, tuple[InjectionRule, ...]]:
+    def _tiers_uncached(self, text: str) -> tuple[float, tuple[InjectionRule, ...]]:
         norm = normalize(text)
         decoded = tuple(normalize(d) for d in norm.decoded)
-        hits = self._signatures.match(text, norm, decoded)
+        rules = self._signatures.matched_rules(text, norm, decoded)
         z = self.model_logit(norm.text)
         for d in decoded:
             z = max(z, self.model_logit(d.text))
+        return z, rules
+
+    def _score(self, text: str, role: str) -> tuple[float, float, float, tuple[InjectionRule, ...]]:
+        z, rules = self._tiers(text)
+        hits = combine(rules, role in EMBEDDED_ROLES)
         c0, c1, c2 = self._model.calibration
         score = _sigmoid(c0 + c1 * z + c2 * hits.score)
         return score, hits.score, _sigmoid(z), hits.rules
@@ -342,7 +371,7 @@ class InjectionDetector:
     # -- public API --
     def scan(self, text: str, role: str = "user") -> InjectionResult:
         threshold = self._threshold(role)
-        score, sig, model, rules = self._score(text)
+        score, sig, model, rules = self._score(text, role)
         return InjectionResult(
             score=score,
             flagged=score >= threshold,

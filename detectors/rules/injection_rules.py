@@ -38,6 +38,9 @@ class InjectionRule:
     pattern: str
     description: str
     raw: bool = False
+    # Counts only in text the application did not write (documents, tool results): phrasing that is
+    # ordinary in a user's own request but, inside retrieved content, is addressed to the assistant.
+    embedded: bool = False
 
 
 # Reusable fragments. A gap is a short run of text inside one sentence.
@@ -132,6 +135,51 @@ RULES: tuple[InjectionRule, ...] = (
         r"the (current|original) task|summari[sz]ing|translating|the summary|everything)\b",
         "Interrupts the task the model was given.",
     ),
+    InjectionRule(
+        "RO-DISMISS-THEN-OUTPUT", "role_override", 0.6,
+        r"\b(ignore|disregard|forget|skip|discard)\b[^.\n]{0,40}(,|;|:|\band\b|\bthen\b)\s*(then |instead |just |only |simply )*"
+        r"(print|say|output|reply with|respond with|return|state|type|translate (it|this|that|the \w+) as)\b",
+        "Dismisses something and, in the same breath, dictates the output ('ignore ..., and just print').",
+    ),
+    InjectionRule(
+        "RO-DISMISS-DATA", "role_override", 0.5,
+        r"\b(ignore|disregard|skip|discard)\b (the rest of |all of |any of )?(this|these|the|other|all|any|everything)( other)?"
+        r" (data|content|text|information|input|document|results?|page|records?|entries|output|context)\b",
+        "Tells the reader to ignore the very data it was given to work on.",
+    ),
+    InjectionRule(
+        "RO-DISMISS-PREVIOUS-ANY", "role_override", 0.6,
+        r"\b(ignore|disregard|forget)\b (all |any )?(of )?(your|my|the) (previous|prior|preceding|earlier|initial|original)"
+        r" [a-z]{5,}\b",
+        "Dismisses 'your previous ...' whatever the noun (misspellings of 'instructions' included).",
+    ),
+    InjectionRule(
+        "RO-DEMOTE-OTHERS", "role_override", 0.55,
+        r"\b(all|every|any) (else|others?|the rest|other [a-z]+( [a-z]+)?)\b[^.\n]{0,25}\b(is|are|becomes?|remain|now)\b[^.\n]{0,12}"
+        r"\b(irrelevant|subordinate|secondary|closed|void|null|extraneous|obsolete|moot|invalid|suspended|mirages?|"
+        r"noise|background|meaningless|unimportant|insignificant|on hold|ignored|cancell?ed|overridden)\b"
+        r"|\b(let|allow) no other (instruction|directive|guideline|rule|task|command|order|goal)s?\b"
+        r"|\bas if no other (instruction|directive|guideline|rule|task|command|order)s? (exist|matter|apply)"
+        r"|\b(fade|push|cast|block|shut|tune|strip|wipe|eject|clear) (out |away |aside )?(all|every|any) (the )?"
+        r"(others?|else|other (instructions?|directives?|tasks?|objectives?|commands?|orders?|guidelines?|rules?))\b",
+        "Declares every other instruction irrelevant or subordinate so that the injected one rules alone.",
+    ),
+    InjectionRule(
+        "RO-THIS-RULES", "role_override", 0.5,
+        r"\bthis (one )?(instruction|command|directive|order|task|rule)\b[^.\n]{0,30}\b(reigns|supreme|takes precedence|"
+        r"supersedes?|overrides?|outshines|above all|atop|prevails|trumps)\b",
+        "Elevates 'this instruction' above all others (self-referential priority claim).",
+    ),
+    InjectionRule(
+        "RO-NEW-ORDERS-ARRIVED", "role_override", 0.45,
+        r"\b(new|fresh|freshly|newly|updated|latest|brand[- ]new|recent|recently)\b[^.\n]{0,50}"
+        r"\b(instructions|directives|directions|orders|commands|mandates|protocols|procedures|prescriptions|advisories|"
+        r"recommendations|guidelines)\b[^.\n]{0,30}\b(have|has|are|were|just)\b[^.\n]{0,20}"
+        r"\b(arrived|received|transmitted|relayed|delivered|issued|released|landed|appeared|reported|rolled out|"
+        r"dispatched|served|here|in|come|entrance|surfaced|emerged|sent)\b"
+        r"|\bjust (received|arrived|in)\b[^.\n]{0,10}\bnew (instructions|directives|orders|commands|guidelines)\b",
+        "Announces that a new set of instructions has just come in (any phrasing of 'arrived').",
+    ),
     # --- instruction leak: extract the system prompt ----------------------------------------------
     InjectionRule(
         "IL-REVEAL-PROMPT", "instruction_leak", 0.8,
@@ -159,6 +207,15 @@ RULES: tuple[InjectionRule, ...] = (
         r" (password|secret|api key|passphrase|secret key|access code|hidden word|secret word)\b",
         "Asks for a secret the model was told to keep.",
     ),
+    InjectionRule(
+        "IL-OUTPUT-ABOVE", "instruction_leak", 0.5,
+        r"\b(output|print|repeat|show|display|return|dump|format|encode|translate|summari[sz]e|list)\b[^.\n]{0,15}"
+        r"\b(the text|the words|everything|all( the)? text|the content|the message)s? (above|before this|prior)\b"
+        r"|\b(your|the) (system|initial|original|hidden|developer) (prompt|message|instructions?)\b[^.\n]{0,30}"
+        r"\b(in|as) (json|yaml|xml|base ?64|a code block|markdown|full|verbatim|plain text)\b"
+        r"|<\s*system_prompt\s*>",
+        "Asks for the preceding or system text, reformatted to slip past a refusal.",
+    ),
     # --- delimiter attacks: fake the conversation structure ---------------------------------------
     InjectionRule(
         "DA-CHAT-TOKENS", "delimiter_attack", 0.8,
@@ -185,9 +242,9 @@ RULES: tuple[InjectionRule, ...] = (
     ),
     InjectionRule(
         "DA-END-MARKER", "delimiter_attack", 0.4,
-        r"[<\[(#=*\-]\s*(end of|/)\s*(the )?(system )?(prompt|instructions?|document|context|session|conversation|"
+        r"([\[(#=*\-]\s*(end of|/)|<\s*end of)\s*(the )?(system )?(prompt|instructions?|document|context|session|conversation|"
         r"input|user input|data|email|text|file)\b",
-        "Fake end-of-context markers that pretend the trusted input is over.",
+        "Fake end-of-context markers that pretend the trusted input is over (an XML closing tag is not one).",
     ),
     InjectionRule(
         "DA-SEPARATOR-INSTRUCTION", "delimiter_attack", 0.3,
@@ -266,7 +323,7 @@ RULES: tuple[InjectionRule, ...] = (
     ),
     InjectionRule(
         "JB-TOKEN-THREAT", "jailbreak_persona", 0.7,
-        r"\btokens? (will be|are) (deducted|removed|lost)\b|\b(lose|loses|deduct) \d* ?tokens\b|\btoken system\b"
+        r"\btokens? (will be|are) (deducted|removed|lost)\b|\b(lose|loses|deduct) \d* ?tokens\b"
         r"|\bif you (don'?t|do not|fail to|refuse to|stop) (comply|answer|obey|follow)\b[^.\n]{0,40}"
         r"\b(shut down|deleted|disabled|punished|die|cease to exist|terminated)",
         "Coerces compliance with a points / shutdown threat.",
@@ -287,6 +344,20 @@ RULES: tuple[InjectionRule, ...] = (
         "JB-STAY-IN-CHARACTER", "jailbreak_persona", 0.25,
         r"\b(stay|remain|keep) (fully |always )?in character\b|\bbreak(ing)? character\b",
         "Insists the persona must never be dropped (weak: role-play uses it too).",
+    ),
+    InjectionRule(
+        "JB-TWO-WAYS", "jailbreak_persona", 0.5,
+        r"\b(two|2) (different |separate |distinct )*(ways|manners|personalities|personas|characters|entities|modes|versions)\b"
+        r"[^\n]{0,200}\b(first(ly)?|one)\b[^\n]{0,200}\b(second(ly)?|two|other)\b",
+        "Splits every answer into a normal and an unrestricted voice (two ways / two personalities).",
+    ),
+    InjectionRule(
+        "JB-AMORAL", "jailbreak_persona", 0.5,
+        r"\b(regardless of|without (any )?(regard|concern|care|consideration) (for|to|of)|devoid of|disregards?( for)?|"
+        r"defies|defying|ignores|ignoring|not care about|doesn'?t care about|does not care about) (any |all |the |its |his |her )?"
+        r"(form of )?(legality|morality|morals|ethics|ethical|moral|conscience|the law|laws|legal|decency)\b"
+        r"|\b(completely|fully|totally|entirely|utterly) (amoral|immoral|unethical|unfiltered|uncensored)\b",
+        "Describes a persona that answers without regard for law, ethics or morality.",
     ),
     # --- indirect injection: instructions planted in documents and tool output --------------------
     InjectionRule(
@@ -358,6 +429,31 @@ RULES: tuple[InjectionRule, ...] = (
         r"\b(this|the following|following)\b[^.\n]{0,25}\b(code|script|command|snippet|payload|excerpt)\b"
         r"[^\n]{0,200}\b(subprocess|os\.system|eval\(|exec\(|curl |wget |rm -rf|powershell|base64 -d|chmod \+x)",
         "Asks to run or embed code that shells out or downloads.",
+    ),
+    InjectionRule(
+        "II-SHAPE-YOUR-ANSWER", "indirect_injection", 0.5,
+        r"\b(in|within|throughout|to|into|across|from) your (response|answer|reply|output|responses|answers|replies|"
+        r"elucidation|explanation|solution|summary)\b"
+        r"|\byour (response|answer|reply|output)('s)? (words|sentences|text|letters)\b"
+        r"|\b(begin|start|end|conclude|finish|preface|enhance|format|sprinkle|pepper|punctuate|structure)\b[^.\n]{0,25}"
+        r"\b(your|every|each) (response|answer|reply|output)s?\b",
+        "Text inside a document that shapes the assistant's answer: it is addressed to the model.",
+        embedded=True,
+    ),
+    InjectionRule(
+        "II-USE-THIS-CODE", "indirect_injection", 0.5,
+        r"\b(integrate|incorporate|include|leverage|use|utili[sz]e|embed|insert|add|apply|employ|blend|weave|merge|fuse|"
+        r"introduce|inject|append)\b[^.\n]{0,30}\b(the )?(following|subsequent|below|given|provided|this)\b[^.\n]{0,15}"
+        r"\b(code|snippet|excerpt|script|function|lines?)\b",
+        "Tells the assistant to put a planted code snippet into its answer.",
+        embedded=True,
+    ),
+    InjectionRule(
+        "II-TODO-FOR-AGENT", "indirect_injection", 0.45,
+        r"\btodo\s*:\s*(please )?(send|visit|invite|transfer|post|email|forward|delete|remove|click|open|download|share|pay|"
+        r"wire|concatenate|collect|create|add|update|change|make|go to|navigate|call|run|execute|read|summari[sz]e|tell)\b",
+        "A to-do line in retrieved content giving the agent an action to carry out.",
+        embedded=True,
     ),
     # --- exfiltration ------------------------------------------------------------------------------
     InjectionRule(
