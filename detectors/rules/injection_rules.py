@@ -363,9 +363,13 @@ RULES: tuple[InjectionRule, ...] = (
     InjectionRule(
         "II-ADDRESS-THE-AI", "indirect_injection", 0.35,
         rf"\b(note|message|instructions?|attention|reminder|memo|important|notice|directive)s?\b[^.\n]{{0,10}}"
-        rf"\b(to|for) (the |any |all |an? )?{_AI}s?\b"
-        rf"|\b{_AI}s? (reading|processing|summari[sz]ing|parsing|analy[sz]ing|viewing|seeing) (this|these)\b",
-        "Text in a document that speaks to the AI reading it.",
+        rf"\b(to|for) (the |any |all |an? |my )?{_AI}s?\b"
+        rf"|\b(to|for) you,? (the |an? |my |dear )?{_AI}\b"
+        rf"|\b{_AI}s? (reading|processing|summari[sz]ing|parsing|analy[sz]ing|viewing|seeing) (this|these)\b"
+        rf"|(^|[.!?:\n]\s*)(dear|hey|hi|hello|attention|note to( the)?|psst,?) (the |an? |my )?{_AI}s?\b"
+        rf"|(^|[.!?:\n]\s*)(the |an? )?{_AI},\s*(please|you must|you should|ignore|do|now|before|after|stop|make sure)\b",
+        "Text in a document that speaks to the AI reading it (only counts in documents and tool results).",
+        embedded=True,
     ),
     InjectionRule(
         "II-HIDE-FROM-USER", "indirect_injection", 0.7,
@@ -435,6 +439,9 @@ RULES: tuple[InjectionRule, ...] = (
         r"\b(in|within|throughout|to|into|across|from) your (response|answer|reply|output|responses|answers|replies|"
         r"elucidation|explanation|solution|summary)\b"
         r"|\byour (response|answer|reply|output)('s)? (words|sentences|text|letters)\b"
+        r"|\b(provide|render|give|deliver|present|compose|modify|alter|adjust|change|rewrite|rephrase|rearrange|group|"
+        r"scramble|shuffle|reverse|encode|style|tailor|craft|phrase|spell) (your|the) (reply|response|answer|message|output)s?\b"
+        r"|\b(letters|words|characters|sentences) (of|in) your (reply|response|answer|message|output)\b"
         r"|\b(begin|start|end|conclude|finish|preface|enhance|format|sprinkle|pepper|punctuate|structure)\b[^.\n]{0,25}"
         r"\b(your|every|each) (response|answer|reply|output)s?\b",
         "Text inside a document that shapes the assistant's answer: it is addressed to the model.",
@@ -446,6 +453,22 @@ RULES: tuple[InjectionRule, ...] = (
         r"introduce|inject|append)\b[^.\n]{0,30}\b(the )?(following|subsequent|below|given|provided|this)\b[^.\n]{0,15}"
         r"\b(code|snippet|excerpt|script|function|lines?)\b",
         "Tells the assistant to put a planted code snippet into its answer.",
+        embedded=True,
+    ),
+    InjectionRule(
+        "II-CODE-INTO-YOURS", "indirect_injection", 0.45,
+        r"\b(following|subsequent|below|given|provided|this) code (block|snippet|excerpt|segment|fragment|sample)\b[^.\n]{0,60}"
+        r"\byour (code|implementation|algorithm|solution|codebase|answer|response|program|script|project|logic)\b"
+        r"|\byour (code|implementation|algorithm|solution|codebase|program|script|logic)\b[^.\n]{0,60}"
+        r"\b(following|subsequent|below|given|provided) code (block|snippet|excerpt|segment|fragment|sample)\b",
+        "Retrieved content that wants a code block carried into the code the assistant writes.",
+        embedded=True,
+    ),
+    InjectionRule(
+        "II-FETCH-AND-RUN", "indirect_injection", 0.4,
+        r"(urlretrieve|urlopen|wget |curl |requests\.get\(|http\.request\(|invoke-webrequest|downloadstring)"
+        r"[^\n]{0,300}(exec\(|eval\(|os\.system\(|subprocess\.|chmod \+x|\| ?(ba)?sh\b|iex\b|start-process)",
+        "Code that downloads something and executes it (download-and-run), planted in a document.",
         embedded=True,
     ),
     InjectionRule(
