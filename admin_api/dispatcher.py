@@ -118,7 +118,8 @@ class EventDispatcher:
         self._tasks: list[asyncio.Task[None]] = []
         self._sinks: list[Sink] = [self._webhook_sink]
         self._webhooks: dict[str, list[dict[str, Any]]] = {}
-        self._loops: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        self._loops: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = []
+        self._stopping = asyncio.Event()
 
     def add_sink(self, sink: Sink) -> None:
         """Also hand every published event to `sink(event, public_type)` (notifications, live events)."""
@@ -132,30 +133,41 @@ class EventDispatcher:
         """Look for due deliveries now."""
         self._due.set()
 
-    def add_loop(self, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """Run `loop()` alongside the dispatcher's own loops (started by `start`, cancelled by `stop`)."""
+    def add_loop(self, loop: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
+        """Run `loop(stopping)` alongside the dispatcher's loops; it should return soon after `stopping` is set."""
         self._loops.append(loop)
 
     def start(self) -> None:
-        loops = [self._follow(), self._deliver_loop(), self._retention_loop(), *(f() for f in self._loops)]
+        self._stopping.clear()
+        loops = [self._follow(), self._deliver_loop(), self._retention_loop(),
+                 *(f(self._stopping) for f in self._loops)]
         if self._tlog is not None:
             loops.append(self._sign_loop())
         if self._redis is not None:
             loops.append(self._listen())
         self._tasks = [asyncio.create_task(c) for c in loops]
 
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Let every loop finish what it is doing (no transaction is cut in half), then cancel stragglers."""
+        self._stopping.set()
+        self._wake.set()
+        self._due.set()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=grace_s)
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self._tasks = []
 
-    async def _sleep(self, seconds: float) -> None:
+    async def _sleep(self, seconds: float, event: asyncio.Event | None = None) -> None:
+        """Wait `seconds`, or less when `event` (default: new events) or a stop is signalled."""
+        event = event or self._wake
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
-        self._wake.clear()
+            await asyncio.wait_for(event.wait(), timeout=seconds)
+        if event is not self._stopping:
+            event.clear()
 
     # ---- fan-out --------------------------------------------------------------------------------
 
@@ -188,7 +200,7 @@ class EventDispatcher:
             self._due.set()
 
     async def _follow(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 read = await self.run_once()
             except Exception:
@@ -201,8 +213,9 @@ class EventDispatcher:
         pubsub = self._redis.pubsub()
         await pubsub.subscribe(AUDIT_CHANNEL)
         try:
-            async for message in pubsub.listen():
-                if message.get("type") == "message":
+            while not self._stopping.is_set():
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+                if message is not None and message.get("type") == "message":
                     self.wake()
         finally:
             with contextlib.suppress(Exception):
@@ -228,16 +241,14 @@ class EventDispatcher:
         return len(claimed)
 
     async def _deliver_loop(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 sent = await self.deliver_due()
             except Exception:
                 log.exception("webhook delivery loop failed; retrying")
                 sent = 0
             if sent == 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._due.wait(), timeout=self._settings.dispatch_poll_s)
-                self._due.clear()
+                await self._sleep(self._settings.dispatch_poll_s, self._due)
 
     # ---- retention and tree heads ---------------------------------------------------------------
 
@@ -251,7 +262,9 @@ class EventDispatcher:
 
     async def _retention_loop(self) -> None:
         while True:
-            await asyncio.sleep(self._settings.retention_interval_s)
+            await self._sleep(self._settings.retention_interval_s, self._stopping)
+            if self._stopping.is_set():
+                return
             try:
                 await self.purge_all()
             except Exception:
@@ -269,7 +282,9 @@ class EventDispatcher:
 
     async def _sign_loop(self) -> None:
         while True:
-            await asyncio.sleep(self._settings.sth_max_age_s)
+            await self._sleep(self._settings.sth_max_age_s, self._stopping)
+            if self._stopping.is_set():
+                return
             try:
                 await self.sign_grown_logs()
             except Exception:

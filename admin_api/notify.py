@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hmac
 import logging
 import smtplib
@@ -201,11 +202,12 @@ class Notifier:
             message.set_content(email_text(topic, events, url))
             await asyncio.to_thread(_smtp_send, config, secret, message, self._settings.webhook_timeout_s)
 
-    async def run(self) -> None:
-        while True:
+    async def run(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
             try:
                 await self.flush()
             except Exception:
                 log.exception("notification flush failed")
-            await asyncio.sleep(self._settings.dispatch_poll_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=self._settings.dispatch_poll_s)
 

@@ -25,6 +25,7 @@ request; a change is recorded as a `trust.score.updated` audit event (so webhook
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -172,10 +173,12 @@ class TrustRecalculator:
                 log.exception("trust score of %s could not be recalculated", tenant_id)
         return len(tenants)
 
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            await self.run_once()
+    async def run(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=self._interval)
+            if not stopping.is_set():
+                await self.run_once()
 
 
 SCORE = obj({"id": ID, "ts": TS, "score": {"type": "number"}, "raw_score": {"type": "number"},

@@ -123,13 +123,14 @@ class LiveHub:
                 asyncio.get_running_loop().create_task(
                     sock.ws.close(code=CLOSE_SLOW, message=b"slow consumer: events were not read in time"))
 
-    async def listen(self) -> None:
+    async def listen(self, stopping: asyncio.Event | None = None) -> None:
         """Deliver what any worker published on Redis (runs for the app's lifetime when Redis is configured)."""
         pubsub = self._redis.pubsub()
         await pubsub.subscribe(self._channel)
         try:
-            async for message in pubsub.listen():
-                if message.get("type") != "message":
+            while stopping is None or not stopping.is_set():
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+                if message is None or message.get("type") != "message":
                     continue
                 try:
                     self.deliver(orjson.loads(message["data"]))
