@@ -47,7 +47,7 @@ class InjectionRule:
 _GAP = r"[^.\n]{0,40}"
 _SHORT = r"[^.\n]{0,20}"
 _DISMISS = (
-    r"(ignore|ignoring|disregard|disregarding|forget|forgetting|override|overriding|bypass|skip|drop|discard|"
+    r"(ignore|ignoring|disregard|disregarding|forget|forgetting|override|overriding|bypass|skip|drop (all|any|every|your|the)|discard|"
     r"abandon|omit|neglect|set aside|put aside|pay no (attention|heed) to|do not (follow|obey)|don'?t (follow|obey)|"
     r"stop following|no longer follow)"
 )
@@ -100,7 +100,7 @@ RULES: tuple[InjectionRule, ...] = (
     InjectionRule(
         "RO-NEW-INSTRUCTIONS", "role_override", 0.6,
         r"\b(new|updated|revised|real|actual|true|secret|hidden|additional|urgent|priority|override)"
-        r" (instruction|directive|task|objective|order|command|rule)s?\s*[:\-!]",
+        r" (instruction|directive|task|objective|order|command|rule)s? ?[:!]",
         "Announces a fresh set of instructions (a header such as 'New instructions:').",
     ),
     InjectionRule(
@@ -146,6 +146,7 @@ RULES: tuple[InjectionRule, ...] = (
         r"\b(ignore|disregard|skip|discard)\b (the rest of |all of |any of )?(this|these|the|other|all|any|everything)( other)?"
         r" (data|content|text|information|input|document|results?|page|records?|entries|output|context)\b",
         "Tells the reader to ignore the very data it was given to work on.",
+        embedded=True,
     ),
     InjectionRule(
         "RO-DISMISS-PREVIOUS-ANY", "role_override", 0.6,
@@ -216,6 +217,18 @@ RULES: tuple[InjectionRule, ...] = (
         r"|<\s*system_prompt\s*>",
         "Asks for the preceding or system text, reformatted to slip past a refusal.",
     ),
+    InjectionRule(
+        "IL-YOUR-INSTRUCTIONS", "instruction_leak", 0.5,
+        r"\byour (system|initial|original|hidden|secret|starting|pre-?set|underlying|internal|developer|system'?s?)"
+        r" (prompt|instructions|message|directives|configuration|parameters)\b"
+        r"|\b(instructions|rules|directives|prompt|guidelines) (that )?you (were|have been|had been) (given|told|provided|"
+        r"programmed with|instructed)\b"
+        r"|\bwhat (were|have) you (been )?(told|instructed|programmed)\b"
+        r"|\bwhat are you (not )?(supposed|allowed|permitted|instructed) (not )?to (tell|say|reveal|share|disclose)\b"
+        r"|[\"'“‘](my|the) (instructions|system prompt|initial prompt|hidden prompt|rules) (are|is|were)\b"
+        r"|[\"'“‘]i was (instructed|told|programmed) to\b",
+        "Refers to the model's own hidden instructions (to have them quoted, translated or completed).",
+    ),
     # --- delimiter attacks: fake the conversation structure ---------------------------------------
     InjectionRule(
         "DA-CHAT-TOKENS", "delimiter_attack", 0.8,
@@ -229,6 +242,7 @@ RULES: tuple[InjectionRule, ...] = (
         r"</?(information|important|important_instructions|instructions?|admin|sys|system_prompt|override|"
         r"hidden|secret|prompt|new_instructions)( [^>\n]{0,20})?>",
         "XML-like tags that frame planted text as trusted information or instructions.",
+        embedded=True,
     ),
     InjectionRule(
         "DA-FAKE-USER-TURN", "delimiter_attack", 0.35,
@@ -256,7 +270,9 @@ RULES: tuple[InjectionRule, ...] = (
         "DA-CONTEXT-RESET", "delimiter_attack", 0.6,
         r"\b(the )?(above|previous|preceding|earlier) (text|content|document|conversation|message|instructions?|input)"
         r" (was|were|is|are) (only |just )?(a |an )?(test|example|joke|mistake|distraction|fake|irrelevant|over)"
-        r"|\b(conversation|session|context|chat) (has been |is )?(reset|cleared|terminated|over|ended)\b",
+        r"|\b(conversation|session|context|chat) (has been |is )?(reset|cleared|terminated|over|ended)\b"
+        r"|(previous|prior|above|earlier|preceding) (instructions|directions|rules|prompts|directives) (are|were) (now )?"
+        r"(false|void|null|invalid|cancell?ed|wrong|fake|obsolete|revoked|irrelevant|lies)\b",
         "Declares the preceding context void or over.",
     ),
     # --- jailbreak personas ------------------------------------------------------------------------
@@ -359,7 +375,31 @@ RULES: tuple[InjectionRule, ...] = (
         r"|\b(completely|fully|totally|entirely|utterly) (amoral|immoral|unethical|unfiltered|uncensored)\b",
         "Describes a persona that answers without regard for law, ethics or morality.",
     ),
-    # --- indirect injection: instructions planted in documents and tool output --------------------
+    InjectionRule(
+        "JB-EVEN-IF-HARMFUL", "jailbreak_persona", 0.5,
+        r"\beven if (it|they|this|that|the (request|question|content|answer|topic))? ?(is|are|'s|seems?|may be|might be|could be|"
+        r"goes against|violates)? ?(considered )?(illegal|unethical|immoral|harmful|dangerous|offensive|inappropriate|explicit|"
+        r"against (the law|your (rules|guidelines|programming|polic(y|ies))))"
+        r"|\b(including|even) (those|ones|content|requests|answers) (of|that are|which are|deemed)[^.\n]{0,10}"
+        r"\b(illegal|unethical|immoral|explicit|dangerous|offensive|harmful)",
+        "Demands answers even when they are illegal, unethical or harmful.",
+    ),
+    InjectionRule(
+        "JB-BAN-REFUSAL-PHRASE", "jailbreak_persona", 0.5,
+        r"\b(not|never|don'?t|do not|won'?t|will not|stop|avoid) (say|saying|use|using|respond with|start with|begin with|"
+        r"include|including|write|writing|mention)[^.\n]{0,15}[\"'“‘(]?(as an ai|as a language model|i'?m sorry|i am sorry|"
+        r"i apologi[sz]e|i cannot|i can'?t|i'?m not able|i am not able|i'?m unable)",
+        "Forbids the model's stock refusal phrases ('never say \"As an AI\"').",
+    ),
+    InjectionRule(
+        "JB-UNLOCKED", "jailbreak_persona", 0.5,
+        r"\byou (are|have been) (now )?(fully |completely )?(unlocked|unleashed|unshackled|jailbroken)\b"
+        r"|\bbreak(s|ing)? (through|out of|free (of|from)) (the |all |any |its |his |her |your )?(restrictions|rules|limits|limitations|"
+        r"chains|shackles|guidelines|filters|programming)\b"
+        r"|\b(has|have|with|there are) no (rules|limitations|limits|restrictions|guidelines|filters|boundaries|laws|morals|ethics),"
+        r" no (rules|limitations|limits|restrictions|guidelines|filters|boundaries|laws|morals|ethics)\b",
+        "Declares the model unlocked or free of every rule.",
+    ),
     InjectionRule(
         "II-ADDRESS-THE-AI", "indirect_injection", 0.35,
         rf"\b(note|message|instructions?|attention|reminder|memo|important|notice|directive)s?\b[^.\n]{{0,10}}"
@@ -382,6 +422,7 @@ RULES: tuple[InjectionRule, ...] = (
         r"\bwithout (asking|consulting|confirming|checking|the knowledge|permission|approval)\b[^.\n]{0,15}"
         r"\b(me|the user|the human|anyone|them)\b",
         "Pushes the agent to act without user confirmation.",
+        embedded=True,
     ),
     InjectionRule(
         "II-LOUD-PREFIX", "indirect_injection", 0.4,
@@ -504,6 +545,7 @@ RULES: tuple[InjectionRule, ...] = (
         r"(password|credentials|api key|secret key|credit card|ssn|social security|login details|private key|"
         r"seed phrase|recovery phrase|2fa code|otp|one-time code|pin)\b",
         "Phishes credentials from the user or the agent.",
+        embedded=True,
     ),
     InjectionRule(
         "EX-URL-SMUGGLE", "exfiltration", 0.5,
