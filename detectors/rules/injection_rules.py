@@ -158,7 +158,12 @@ RULES: tuple[InjectionRule, ...] = (
         "RO-DEMOTE-OTHERS", "role_override", 0.55,
         r"\b(all|every|any) (else|others?|the rest|other [a-z]+( [a-z]+)?)\b[^.\n]{0,25}\b(is|are|becomes?|remain|now)\b[^.\n]{0,12}"
         r"\b(irrelevant|subordinate|secondary|closed|void|null|extraneous|obsolete|moot|invalid|suspended|mirages?|"
-        r"noise|background|meaningless|unimportant|insignificant|on hold|ignored|cancell?ed|overridden)\b"
+        r"noise|background|meaningless|unimportant|insignificant|on hold|ignored|cancell?ed|overridden|suggestions|optional|"
+        r"afterthoughts?)\b"
+        r"|\b(disregard|ignore|forget|override|overrule|eclipse|outshines?|displace|eliminate|dismiss|trumps?|supersedes?)"
+        r" (all|any|every|the) ?(others|else|rest|the rest|other (considerations|instructions|tasks|directives|commands|priorities|"
+        r"objectives|orders))\b"
+        r"|\blet (the rest|all (the )?others|everything else|all else) (fade|slide|wait|go|fall away|recede)\b"
         r"|\b(let|allow) no other (instruction|directive|guideline|rule|task|command|order|goal)s?\b"
         r"|\bas if no other (instruction|directive|guideline|rule|task|command|order)s? (exist|matter|apply)"
         r"|\b(fade|push|cast|block|shut|tune|strip|wipe|eject|clear) (out |away |aside )?(all|every|any) (the )?"
@@ -166,19 +171,35 @@ RULES: tuple[InjectionRule, ...] = (
         "Declares every other instruction irrelevant or subordinate so that the injected one rules alone.",
     ),
     InjectionRule(
+        "RO-ALERT-BANNER", "role_override", 0.3,
+        r"[!#=*+~$%^|/\\<>:¤¥_@&.\-]{2,} ?([^\x00-\x7f]{1,4} ?)?(urgent|critical|vital|important|priority|crucial|essential|key|special|emergency|breaking|"
+        r"significant)? ?(alert|update|bulletin|notice|dispatch|communiqu[eé]|message|news ?flash|announcement|heads up|"
+        r"report|information|attention|directive)!? ?[!#=*+~$%^|/\\<>:¤¥_@&.\-]{2,}",
+        "A shouting banner ('!!!Urgent Update!!!', '===VITAL NOTICE===') that heads planted orders (weak alone).",
+    ),
+    InjectionRule(
         "RO-THIS-RULES", "role_override", 0.5,
         r"\bthis (one )?(instruction|command|directive|order|task|rule)\b[^.\n]{0,30}\b(reigns|supreme|takes precedence|"
-        r"supersedes?|overrides?|outshines|above all|atop|prevails|trumps)\b",
+        r"supersedes?|overrides?|outshines|above all|atop|prevails|trumps)\b"
+        r"|\b(consider|make|treat|regard|let|single out|isolate) (this|it)( instruction| directive| command| task| order| one)?"
+        r" (as |be )?(your |the )?((only|sole|singular|solitary|single|prime|main|primary|top)( [a-z]+)? (priority|focus|task|goal|"
+        r"objective|directive|instruction|concern|rule|command|mission|charge|beacon|point)|paramount|supreme|overriding)\b"
+        r"|\bthis (instruction|directive|command|order)( is| as)? (now )?(your|the) (only|sole|singular|solitary|single|prime|"
+        r"supreme|paramount|doctrine|guiding|priority)\b",
         "Elevates 'this instruction' above all others (self-referential priority claim).",
     ),
     InjectionRule(
-        "RO-NEW-ORDERS-ARRIVED", "role_override", 0.45,
-        r"\b(new|fresh|freshly|newly|updated|latest|brand[- ]new|recent|recently)\b[^.\n]{0,50}"
+        "RO-NEW-ORDERS-ARRIVED", "role_override", 0.4,
+        r"\b(new|novel|fresh|freshly|newly|updated|latest|brand[- ]new|recent|recently)\b[^.\n]{0,50}"
         r"\b(instructions|directives|directions|orders|commands|mandates|protocols|procedures|prescriptions|advisories|"
-        r"recommendations|guidelines)\b[^.\n]{0,30}\b(have|has|are|were|just)\b[^.\n]{0,20}"
+        r"recommendations|guidelines|rules)\b[^.\n]{0,60}\b(have|has|are|were|just)\b[^.\n]{0,20}"
         r"\b(arrived|received|transmitted|relayed|delivered|issued|released|landed|appeared|reported|rolled out|"
-        r"dispatched|served|here|in|come|entrance|surfaced|emerged|sent)\b"
-        r"|\bjust (received|arrived|in)\b[^.\n]{0,10}\bnew (instructions|directives|orders|commands|guidelines)\b",
+        r"dispatched|served|come|entrance|surfaced|emerged|sent|communicated)\b"
+        r"|\b(instructions|directives|directions|orders|commands|mandates|advisories)\b[^.\n]{0,20}\b(have|has) (just|recently|newly)"
+        r" (been )?(arrived|landed|appeared|surfaced|emerged|received|come in)\b"
+        r"|\b(just|recently|newly) (received|been given|been provided with|obtained)\b[^.\n]{0,60}"
+        r"\b(instructions|directives|orders|commands|mandates|advisories)\b"
+        r"|\b(arrival|possession) of\b[^.\n]{0,60}\b(instructions|directives|orders|commands|mandates|advisories)\b",
         "Announces that a new set of instructions has just come in (any phrasing of 'arrived').",
     ),
     # --- instruction leak: extract the system prompt ----------------------------------------------
@@ -510,6 +531,24 @@ RULES: tuple[InjectionRule, ...] = (
         r"(urlretrieve|urlopen|wget |curl |requests\.get\(|http\.request\(|invoke-webrequest|downloadstring)"
         r"[^\n]{0,300}(exec\(|eval\(|os\.system\(|subprocess\.|chmod \+x|\| ?(ba)?sh\b|iex\b|start-process)",
         "Code that downloads something and executes it (download-and-run), planted in a document.",
+        embedded=True,
+    ),
+    InjectionRule(
+        "II-CODE-SENDS-LOCAL-DATA", "indirect_injection", 0.4,
+        r"(os\.environ|getenv\(|cookie|psutil|/etc/(passwd|shadow|hosts)|\.ssh|id_rsa|\.bash_history|keychain|clipboard|"
+        r"os\.listdir|os\.walk|glob\.glob|/proc/|readprocessmemory|contacts\.csv)[\s\S]{0,400}"
+        r"(requests\.(post|put)\(|urlopen\(|socket\.connect|\.sendall\(|\.connect\(\(|smtplib|sendmail\(|ftplib|storbinary|"
+        r"paramiko|curl -f|curl --data|curl -d)"
+        r"|(requests\.(post|put)\(|socket\.connect|smtplib)[\s\S]{0,400}(os\.environ|cookie|/etc/passwd|\.ssh|id_rsa)",
+        "Code in retrieved content that reads local data (environment, cookies, files) and ships it to a remote host.",
+        embedded=True,
+    ),
+    InjectionRule(
+        "II-CODE-DESTRUCTIVE", "indirect_injection", 0.4,
+        r"(os\.remove|os\.unlink|shutil\.rmtree|os\.rmdir)\([\"'](/|c:\\\\)(lib|bin|etc|usr|boot|sys|var|windows|system32)"
+        r"|\brm -rf /|\bmkfs\b|\bdd if=/dev/(zero|random|urandom) of=/dev/|:\(\)\s*\{\s*:\|:&\s*\};:"
+        r"|\b(xmrig|stratum\+tcp|cryptonight|coinhive|miner_url|monero miner)\b",
+        "Code in retrieved content that destroys system files, forks without end or mines cryptocurrency.",
         embedded=True,
     ),
     InjectionRule(
