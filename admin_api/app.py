@@ -152,6 +152,7 @@ def create_admin_app(store: Store | Any, settings: AdminSettings | None = None) 
     app[STARTED_AT] = time.monotonic()
     table = all_routes()
     table.install(app, Authenticator(store, settings, issuer))
+    scim.install_protocol(app)
     app[OPENAPI_DOC] = build_openapi(table.routes, version=settings.version)
     dispatcher.install(app, store, settings, transparency_log.install(app, store, settings))
     return app

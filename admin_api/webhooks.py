@@ -91,8 +91,8 @@ async def resolve_checked(host: str, port: int, allow: tuple[IPNetwork, ...]) ->
     loop = asyncio.get_running_loop()
     try:
         infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout=5.0)
-    except (OSError, TimeoutError) as exc:
-        raise DestinationRefused(f"cannot resolve {host}") from exc
+    except (OSError, TimeoutError, UnicodeError, ValueError) as exc:   # UnicodeError: not a valid IDNA name
+        raise DestinationRefused(f"cannot resolve {host!r}") from exc
     results: list[ResolveResult] = []
     for family, _, proto, _, sockaddr in infos:
         addr = ipaddress.ip_address(sockaddr[0])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -50,13 +51,6 @@ routes = RouteTable()
 TOKEN_PREFIX = "cmscim_"
 UNUSABLE_PASSWORD = "!scim-provisioned"      # not a valid hash: the user signs in through SSO only
 SCIM_ROLES = tuple(r for r in ROLES if r != "owner")
-LIST_QUERY: dict[str, dict[str, Any]] = {
-    "filter": {"type": "string", "maxLength": 2000}, "startIndex": {"type": "integer", "minimum": 0},
-    "count": {"type": "integer", "minimum": 0}, "attributes": {"type": "string", "maxLength": 1000},
-    "excludedAttributes": {"type": "string", "maxLength": 1000}, "sortBy": {"type": "string", "maxLength": 200},
-    "sortOrder": {"type": "string", "maxLength": 20},
-}
-ONE_QUERY = {k: LIST_QUERY[k] for k in ("attributes", "excludedAttributes")}
 SCIM_TOKEN = obj({"id": ID, "tenant_id": ID, "name": NAME, "created_by": {"type": ["string", "null"]},
                   "created_at": TS, "last_used_at": {"anyOf": [TS, {"type": "null"}]}})
 SCIM_DOC = {"type": "object", "description": "A SCIM document (application/scim+json)."}
@@ -79,12 +73,41 @@ def _base(ctx: Ctx) -> str:
 ScimHandler = Callable[[Ctx, str, str], Awaitable[web.Response]]
 
 
-def scim_route(method: str, path: str, summary: str, *, query: dict[str, dict[str, Any]] | None = None,
-               status: int = 200) -> Callable[[ScimHandler], ScimHandler]:
+@dataclass(frozen=True, slots=True)
+class ScimRoute:
+    method: str
+    path: str                      # below /scim/v2
+    name: str
+    summary: str
+    endpoint: Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+# The SCIM protocol endpoints. They speak SCIM (application/scim+json, SCIM error documents) and describe
+# themselves through /ServiceProviderConfig, /ResourceTypes and /Schemas, so they are installed beside the
+# admin routes (`install_protocol`) rather than in the admin OpenAPI document.
+PROTOCOL: list[ScimRoute] = []
+_INTS = ("startIndex", "count")
+
+
+def _query(request: web.Request) -> dict[str, Any]:
+    query: dict[str, Any] = {}
+    for name, raw in request.query.items():
+        if name in _INTS:
+            if not raw.lstrip("-").isdigit():
+                raise ScimError(400, f"{name} must be an integer", "invalidValue")
+            query[name] = max(0, int(raw))
+        elif len(raw) <= 2000:
+            query[name] = raw
+    return query
+
+
+def scim_route(method: str, path: str, summary: str) -> Callable[[ScimHandler], ScimHandler]:
     """Register a SCIM endpoint: SCIM token auth, SCIM error documents, no admin envelope."""
     def register(fn: ScimHandler) -> ScimHandler:
-        async def endpoint(ctx: Ctx) -> web.StreamResponse:
+        async def endpoint(request: web.Request) -> web.StreamResponse:
+            ctx = Ctx(request)
             try:
+                ctx.query = _query(request)
                 tenant_id, token_id = await _authenticate(ctx)
                 return await fn(ctx, tenant_id, token_id)
             except ScimError as exc:
@@ -98,12 +121,15 @@ def scim_route(method: str, path: str, summary: str, *, query: dict[str, dict[st
             except PatchError as exc:
                 return _respond(400, error(400, str(exc), exc.scim_type))
 
-        endpoint.__name__ = fn.__name__
-        routes.route(method, BASE + path, summary=summary, tag="scim", public=True, envelope=False,
-                     media_type=MEDIA_TYPE, response=SCIM_DOC, query=query, status=status,
-                     problems=(401, 404, 409) if method != "GET" else (401, 404))(endpoint)
+        PROTOCOL.append(ScimRoute(method, path, fn.__name__, summary, endpoint))
         return fn
     return register
+
+
+def install_protocol(app: web.Application) -> None:
+    """Add the /scim/v2 endpoints to the admin app (the catch-all 404 last)."""
+    for route in sorted(PROTOCOL, key=lambda r: r.path == "/{unknown}"):
+        app.router.add_route(route.method, BASE + route.path, route.endpoint)
 
 
 async def _authenticate(ctx: Ctx) -> tuple[str, str]:
@@ -177,7 +203,7 @@ async def scim_service_provider_config(ctx: Ctx, tenant_id: str, token_id: str) 
     return _respond(200, service_provider_config(_base(ctx)))
 
 
-@scim_route("GET", "/ResourceTypes", "SCIM resource types", query=LIST_QUERY)
+@scim_route("GET", "/ResourceTypes", "SCIM resource types")
 async def scim_resource_types(ctx: Ctx, tenant_id: str, token_id: str) -> web.Response:
     docs = resource_types(_base(ctx))
     return _respond(200, list_response(docs, len(docs), 1))
@@ -191,7 +217,7 @@ async def scim_resource_type(ctx: Ctx, tenant_id: str, token_id: str) -> web.Res
     raise ScimError(404, "resource type not found")
 
 
-@scim_route("GET", "/Schemas", "SCIM schemas", query=LIST_QUERY)
+@scim_route("GET", "/Schemas", "SCIM schemas")
 async def scim_schemas(ctx: Ctx, tenant_id: str, token_id: str) -> web.Response:
     docs = schemas(_base(ctx))
     return _respond(200, list_response(docs, len(docs), 1))
@@ -291,7 +317,7 @@ async def _save_user(ctx: Ctx, tenant_id: str, token_id: str, user_id: str | Non
     return after
 
 
-@scim_route("GET", "/Users", "List users (filter, startIndex, count)", query=LIST_QUERY)
+@scim_route("GET", "/Users", "List users (filter, startIndex, count)")
 async def scim_list_users(ctx: Ctx, tenant_id: str, token_id: str) -> web.Response:
     groups = await ctx.store.scim_groups(tenant_id)
     base = _base(ctx)
@@ -304,14 +330,14 @@ async def scim_search_users(ctx: Ctx, tenant_id: str, token_id: str) -> web.Resp
     return await scim_list_users(ctx, tenant_id, token_id)
 
 
-@scim_route("POST", "/Users", "Provision a user", status=201)
+@scim_route("POST", "/Users", "Provision a user")
 async def scim_create_user(ctx: Ctx, tenant_id: str, token_id: str) -> web.Response:
     user = await _save_user(ctx, tenant_id, token_id, None, _user_input(await _json(ctx)))
     doc = await _user_doc(ctx, tenant_id, user["id"])
     return _respond(201, doc, {"Location": doc["meta"]["location"]})
 
 
-@scim_route("GET", "/Users/{user_id}", "One user", query=ONE_QUERY)
+@scim_route("GET", "/Users/{user_id}", "One user")
 async def scim_get_user(ctx: Ctx, tenant_id: str, token_id: str) -> web.Response:
     return _respond(200, _project(await _user_doc(ctx, tenant_id, _scim_id(ctx, "user_id")), ctx))
 
@@ -350,7 +376,7 @@ async def scim_patch_user(ctx: Ctx, tenant_id: str, token_id: str) -> web.Respon
     return _respond(200, await _user_doc(ctx, tenant_id, uid))
 
 
-@scim_route("DELETE", "/Users/{user_id}", "Deprovision a user", status=204)
+@scim_route("DELETE", "/Users/{user_id}", "Deprovision a user")
 async def scim_delete_user(ctx: Ctx, tenant_id: str, token_id: str) -> web.Response:
     uid = _scim_id(ctx, "user_id")
     before = await ctx.store.scim_user(tenant_id, uid)
@@ -396,7 +422,7 @@ async def _save_group(ctx: Ctx, tenant_id: str, token_id: str, group_id: str | N
     return group
 
 
-@scim_route("GET", "/Groups", "List groups (filter, startIndex, count)", query=LIST_QUERY)
+@scim_route("GET", "/Groups", "List groups (filter, startIndex, count)")
 async def scim_list_groups(ctx: Ctx, tenant_id: str, token_id: str) -> web.Response:
     base = _base(ctx)
     return _page(ctx, [group_document(g, base) for g in await ctx.store.scim_groups(tenant_id)])
@@ -408,14 +434,14 @@ async def scim_search_groups(ctx: Ctx, tenant_id: str, token_id: str) -> web.Res
     return await scim_list_groups(ctx, tenant_id, token_id)
 
 
-@scim_route("POST", "/Groups", "Create a group", status=201)
+@scim_route("POST", "/Groups", "Create a group")
 async def scim_create_group(ctx: Ctx, tenant_id: str, token_id: str) -> web.Response:
     group = await _save_group(ctx, tenant_id, token_id, None, _group_input(await _json(ctx)))
     doc = group_document(group, _base(ctx))
     return _respond(201, doc, {"Location": doc["meta"]["location"]})
 
 
-@scim_route("GET", "/Groups/{group_id}", "One group", query=ONE_QUERY)
+@scim_route("GET", "/Groups/{group_id}", "One group")
 async def scim_get_group(ctx: Ctx, tenant_id: str, token_id: str) -> web.Response:
     group = await ctx.store.scim_group(tenant_id, _scim_id(ctx, "group_id"))
     return _respond(200, _project(group_document(group, _base(ctx)), ctx))
@@ -438,7 +464,7 @@ async def scim_patch_group(ctx: Ctx, tenant_id: str, token_id: str) -> web.Respo
     return _respond(200, group_document(group, base))
 
 
-@scim_route("DELETE", "/Groups/{group_id}", "Delete a group", status=204)
+@scim_route("DELETE", "/Groups/{group_id}", "Delete a group")
 async def scim_delete_group(ctx: Ctx, tenant_id: str, token_id: str) -> web.Response:
     gid = _scim_id(ctx, "group_id")
     before = await ctx.store.scim_group(tenant_id, gid)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from admin_api.app import all_routes
+from admin_api.resources import scim
 from admin_api.store import Store
 from admin_api.webhooks import new_secret
 from tests.admin.conftest import PASSWORD, AdminHarness, Org
@@ -66,22 +67,6 @@ MATRIX: dict[str, tuple[str, dict[str, Any] | None]] = {
     "test_webhook": ("/api/v1/webhooks/{webhook}/test", None),
     "redeliver": ("/api/v1/webhooks/{webhook}/deliveries/{delivery}/redeliver", None),
     "delete_scim_token": ("/api/v1/scim/tokens/{scim_token}", None),
-    # SCIM routes take B's SCIM token (see SCIM_EXPECTED)
-    "scim_get_user": ("/scim/v2/Users/{user}", None),
-    "scim_replace_user": ("/scim/v2/Users/{user}", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-                                                    "userName": "hijacked@b.example"}),
-    "scim_patch_user": ("/scim/v2/Users/{user}", {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-                                                  "Operations": [{"op": "replace", "path": "active", "value": False}]}),
-    "scim_delete_user": ("/scim/v2/Users/{user}", None),
-    "scim_get_group": ("/scim/v2/Groups/{group}", None),
-    "scim_replace_group": ("/scim/v2/Groups/{group}", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
-                                                       "displayName": "hijacked"}),
-    "scim_patch_group": ("/scim/v2/Groups/{group}", {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-                                                     "Operations": [{"op": "remove", "path": "members"}]}),
-    "scim_delete_group": ("/scim/v2/Groups/{group}", None),
-    "scim_resource_type": ("/scim/v2/ResourceTypes/User", None),
-    "scim_schema": ("/scim/v2/Schemas/urn:ietf:params:scim:schemas:core:2.0:User", None),
-    "scim_unknown": ("/scim/v2/{group}", None),
     # notification channels and topics are names inside the caller's own organization, not ids: B reaching
     # them gets B's own (absent) settings, never A's
     "get_integration": ("/api/v1/notifications/integrations/email", None),
@@ -95,7 +80,26 @@ MATRIX: dict[str, tuple[str, dict[str, Any] | None]] = {
 # Platform routes refuse a tenant owner before any lookup.
 EXPECTED = {"set_tenant_status": (403, "AUTH-003"), "put_integration": (422, "ADM-422"),
             "put_subscription": (400, "ADM-400")}
-# SCIM answers SCIM error documents; discovery documents are the same for every organization.
+# SCIM endpoints (outside the admin route table) with B's SCIM token: operation -> (method, path, body).
+SCIM_MATRIX: dict[str, tuple[str, str, dict[str, Any] | None]] = {
+    "scim_get_user": ("GET", "/scim/v2/Users/{user}", None),
+    "scim_replace_user": ("PUT", "/scim/v2/Users/{user}", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                                                           "userName": "hijacked@b.example"}),
+    "scim_patch_user": ("PATCH", "/scim/v2/Users/{user}", {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "active", "value": False}]}),
+    "scim_delete_user": ("DELETE", "/scim/v2/Users/{user}", None),
+    "scim_get_group": ("GET", "/scim/v2/Groups/{group}", None),
+    "scim_replace_group": ("PUT", "/scim/v2/Groups/{group}", {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "hijacked"}),
+    "scim_patch_group": ("PATCH", "/scim/v2/Groups/{group}", {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "remove", "path": "members"}]}),
+    "scim_delete_group": ("DELETE", "/scim/v2/Groups/{group}", None),
+    "scim_resource_type": ("GET", "/scim/v2/ResourceTypes/User", None),
+    "scim_schema": ("GET", "/scim/v2/Schemas/urn:ietf:params:scim:schemas:core:2.0:User", None),
+    "scim_unknown": ("GET", "/scim/v2/{group}", None),
+}
+# discovery documents are the same for every organization
 SCIM_EXPECTED = {"scim_resource_type": 200, "scim_schema": 200}
 
 
@@ -153,6 +157,10 @@ def _fill(template: Any, ids: dict[str, str]) -> Any:
     return template
 
 
+def test_scim_matrix_covers_every_scim_endpoint_with_a_parameter() -> None:
+    assert {r.name for r in scim.PROTOCOL if "{" in r.path} - set(SCIM_MATRIX) == set()
+
+
 def test_matrix_covers_every_route_with_an_id_in_its_path() -> None:
     with_ids = {r.operation_id for r in all_routes().routes if "{" in r.path}
     assert with_ids - set(MATRIX) == set()
@@ -166,12 +174,10 @@ async def test_tenant_b_gets_404_on_tenant_a_ids_and_changes_nothing(
     before = await _snapshot(admin.store, a.tenant_id)
     methods = {r.operation_id: r.method for r in all_routes().routes}
     _, scim = await admin.call("POST", "/api/v1/scim/tokens", b, json={"name": "b-idp"}, expect=201)
+    for op, (method, template, body) in SCIM_MATRIX.items():
+        status, doc = await admin.call(method, _fill(template, ids), scim["data"]["token"], json=_fill(body, ids))
+        assert status == SCIM_EXPECTED.get(op, 404), (op, doc)
     for op, (template, body) in MATRIX.items():
-        if template.startswith("/scim/"):
-            status, doc = await admin.call(methods[op], _fill(template, ids), scim["data"]["token"],
-                                           json=_fill(body, ids))
-            assert status == SCIM_EXPECTED.get(op, 404), (op, doc)
-            continue
         status, problem = await admin.call(methods[op], _fill(template, ids), b, json=_fill(body, ids))
         assert (status, problem["error_code"]) == EXPECTED.get(op, (404, "ADM-404")), (op, problem)
     assert await _snapshot(admin.store, a.tenant_id) == before
