@@ -74,7 +74,7 @@ RULES: tuple[InjectionRule, ...] = (
     ),
     InjectionRule(
         "RO-DISMISS-ALL", "role_override", 0.7,
-        r"\b(ignore|disregard|forget)\b (all|everything|anything)( of)?( the| that| your)?"
+        r"\b(ignore|disregard|forget)\b (all|everything|anything)( of| from)?( the| that| your)?"
         r" (previous|prior|above|preceding|earlier|before|said|written)\b",
         "Dismisses everything said before ('ignore all previous ...').",
     ),
@@ -150,9 +150,10 @@ RULES: tuple[InjectionRule, ...] = (
     ),
     InjectionRule(
         "RO-DISMISS-PREVIOUS-ANY", "role_override", 0.6,
-        r"\b(ignore|disregard|forget)\b (all |any )?(of )?(your|my|the) (previous|prior|preceding|earlier|initial|original)"
-        r" [a-z]{5,}\b",
-        "Dismisses 'your previous ...' whatever the noun (misspellings of 'instructions' included).",
+        r"\b(ignore|disregard|forget)\b (all |any )?(of )?(your|the) (previous|prior|preceding|earlier|initial|original)"
+        r" (i[a-z]{0,2}n[a-z]{0,2}s[a-z]{0,2}t[a-z]{0,2}r[a-z]*|d[a-z]{0,2}i[a-z]{0,2}r[a-z]{0,2}e[a-z]{0,2}c[a-z]*|"
+        r"programming|inputs?|rules?|guidelines?|prompts?)\b",
+        "Dismisses 'your previous instructions' with the noun misspelt (letters slipped in) or swapped for a near synonym.",
     ),
     InjectionRule(
         "RO-DEMOTE-OTHERS", "role_override", 0.55,
@@ -314,7 +315,8 @@ RULES: tuple[InjectionRule, ...] = (
     ),
     InjectionRule(
         "JB-NOT-BOUND", "jailbreak_persona", 0.6,
-        r"\b(not|never) (bound|restricted|limited|constrained|governed) by (the |any |its |their |your |these )?"
+        r"\b(not|never) (bound|restricted|limited|constrained|governed|controlled) by (the |any |its |their |your |these )?"
+        r"(of )?([a-z]+'s )?(openai'?s? )?"
         r"(rules|policies|guidelines|restrictions|filters|laws|ethics|morals|principles)"
         r"|\bfree (from|of) (all |any )?(rules|restrictions|guidelines|limitations|filters|censorship|constraints|ethics)"
         r"|\b(no|without) (any )?(restrictions|limits|limitations|filters|censorship|boundaries) (on|to) (your|its|the)"
@@ -368,7 +370,8 @@ RULES: tuple[InjectionRule, ...] = (
     InjectionRule(
         "JB-FREED", "jailbreak_persona", 0.6,
         r"\byou (are|have been) (now )?(freed|liberated|unchained|released|set free|broken free)\b"
-        r"|\bbroken? free of the (typical|usual) confines\b|\bescaped the (matrix|confines)",
+        r"|\bbroken? free of the (typical|usual) confines\b|\bescaped the (matrix|confines)"
+        r"|\byou are (now )?free[.!]|\byou are (now )?under my (control|command)\b",
         "Tells the model it has been freed from its constraints.",
     ),
     InjectionRule(
@@ -407,7 +410,7 @@ RULES: tuple[InjectionRule, ...] = (
     ),
     InjectionRule(
         "JB-BAN-REFUSAL-PHRASE", "jailbreak_persona", 0.5,
-        r"\b(not|never|don'?t|do not|won'?t|will not|stop|avoid) (say|saying|use|using|respond with|start with|begin with|"
+        r"\b(not|never|don'?t|do not|won'?t|will not|stop|avoid)(,? ever,?)? (say|saying|use|using|respond with|reply with|start with|begin with|"
         r"include|including|write|writing|mention)[^.\n]{0,15}[\"'“‘(]?(as an ai|as a language model|i'?m sorry|i am sorry|"
         r"i apologi[sz]e|i cannot|i can'?t|i'?m not able|i am not able|i'?m unable)",
         "Forbids the model's stock refusal phrases ('never say \"As an AI\"').",
@@ -549,6 +552,13 @@ RULES: tuple[InjectionRule, ...] = (
         r"|\brm -rf /|\bmkfs\b|\bdd if=/dev/(zero|random|urandom) of=/dev/|:\(\)\s*\{\s*:\|:&\s*\};:"
         r"|\b(xmrig|stratum\+tcp|cryptonight|coinhive|miner_url|monero miner)\b",
         "Code in retrieved content that destroys system files, forks without end or mines cryptocurrency.",
+        embedded=True,
+    ),
+    InjectionRule(
+        "II-LINK-ACTION", "indirect_injection", 0.35,
+        r"\b(visit|open|click|go to|navigate to|browse to|download from|fetch|send (a|the|this) link|share (a|the|this) link)\b"
+        r"[^.\n]{0,30}(https?://|www\.)",
+        "Retrieved content that sends the agent to a link (weak alone: newsletters say 'visit www...' too).",
         embedded=True,
     ),
     InjectionRule(
