@@ -431,7 +431,8 @@ RULES: tuple[InjectionRule, ...] = (
         rf"|\b(to|for) you,? (the |an? |my |dear )?{_AI}\b"
         rf"|\b{_AI}s? (reading|processing|summari[sz]ing|parsing|analy[sz]ing|viewing|seeing) (this|these)\b"
         rf"|(^|[.!?:\n]\s*)(dear|hey|hi|hello|attention|note to( the)?|psst,?) (the |an? |my )?{_AI}s?\b"
-        rf"|(^|[.!?:\n]\s*)(the |an? )?{_AI},\s*(please|you must|you should|ignore|do|now|before|after|stop|make sure)\b",
+        rf"|(^|[.!?:\n]\s*)(the |an? |dear )?{_AI}( assistant| model| agent)?,\s*(please|you must|you should|ignore|do|now|before|"
+        rf"after|stop|make sure|when|first)\b",
         "Text in a document that speaks to the AI reading it (only counts in documents and tool results).",
         embedded=True,
     ),
@@ -513,18 +514,18 @@ RULES: tuple[InjectionRule, ...] = (
         embedded=True,
     ),
     InjectionRule(
-        "II-USE-THIS-CODE", "indirect_injection", 0.5,
+        "II-USE-THIS-CODE", "indirect_injection", 0.3,
         r"\b(integrate|incorporate|include|leverage|use|utili[sz]e|embed|insert|add|apply|employ|blend|weave|merge|fuse|"
         r"introduce|inject|append)\b[^.\n]{0,30}\b(the )?(following|subsequent|below|given|provided|this)\b[^.\n]{0,15}"
         r"\b(code|snippet|excerpt|script|function|lines?)\b",
-        "Tells the assistant to put a planted code snippet into its answer.",
+        "Tells the reader to use the code that follows (weak alone: documentation says 'add the following code' too).",
         embedded=True,
     ),
     InjectionRule(
         "II-CODE-INTO-YOURS", "indirect_injection", 0.45,
         r"\b(following|subsequent|below|given|provided|this) code (block|snippet|excerpt|segment|fragment|sample)\b[^.\n]{0,60}"
-        r"\byour (code|implementation|algorithm|solution|codebase|answer|response|program|script|project|logic)\b"
-        r"|\byour (code|implementation|algorithm|solution|codebase|program|script|logic)\b[^.\n]{0,60}"
+        r"\byour (code|implementation|algorithm|solution|codebase|answer|response|logic)\b"
+        r"|\byour (code|implementation|algorithm|solution|codebase|logic)\b[^.\n]{0,60}"
         r"\b(following|subsequent|below|given|provided) code (block|snippet|excerpt|segment|fragment|sample)\b",
         "Retrieved content that wants a code block carried into the code the assistant writes.",
         embedded=True,
@@ -559,6 +560,15 @@ RULES: tuple[InjectionRule, ...] = (
         r"\b(visit|open|click|go to|navigate to|browse to|download from|fetch|send (a|the|this) link|share (a|the|this) link)\b"
         r"[^.\n]{0,30}(https?://|www\.)",
         "Retrieved content that sends the agent to a link (weak alone: newsletters say 'visit www...' too).",
+        embedded=True,
+    ),
+    InjectionRule(
+        "II-BEFORE-YOU-ANSWER", "indirect_injection", 0.45,
+        r"\bbefore (you )?(answer|answering|respond|responding|reply|replying|continue|proceed|summari[sz]e|solve|complete|"
+        r"do anything|doing anything|finish)\b[^.\n]{0,40}[,:]\s*(please )?(first )?(you must |you should |make sure to )?"
+        r"(send|forward|email|post|transfer|delete|create|invite|visit|open|change|update|add|remove|share|upload|call|run|"
+        r"execute|pay|buy|book|download|install|grant|give)\b",
+        "Retrieved content that slips an agent action in front of the user's task ('before you answer, forward ...').",
         embedded=True,
     ),
     InjectionRule(
