@@ -29,9 +29,9 @@ routes = RouteTable()
 FILTER_QUERY: dict[str, dict[str, Any]] = {
     "action": {"type": "string", "maxLength": 100, "description": "Exact action, e.g. `key.revoke`."},
     "resource_type": {"type": "string", "maxLength": 100},
-    "resource_id": {"type": "string", "maxLength": 200},
-    "actor": {"type": "string", "maxLength": 200, "description": "Exact actor, e.g. `user:<id>`."},
-    "q": {"type": "string", "minLength": 1, "maxLength": 200,
+    "resource_id": {"type": "string", "maxLength": 128},
+    "actor": {"type": "string", "maxLength": 128, "description": "Exact actor, e.g. `user:<id>`."},
+    "q": {"type": "string", "minLength": 1, "maxLength": 100,
           "description": "Case-insensitive substring of action, resource, actor, request id or details."},
     "from": {**TS, "description": "Inclusive lower bound (RFC 3339)."},
     "to": {**TS, "description": "Exclusive upper bound (RFC 3339)."},

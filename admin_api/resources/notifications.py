@@ -45,7 +45,8 @@ SUBSCRIPTION_BODY = obj({"channels": TOPIC_CHANNELS, "min_interval_s": {
     "type": "number", "minimum": 0, "maximum": 86400,
     "description": "At most one message per topic and channel in this many seconds; later events form a digest."}},
     ("channels",))
-UNSUBSCRIBE_BODY = obj({"token": {"type": "string", "minLength": 8, "maxLength": 1000}})
+TOKEN = {"type": "string", "minLength": 8, "maxLength": 300}
+UNSUBSCRIBE_BODY = obj({"token": TOKEN})
 
 
 def _channel(ctx: Ctx) -> str:
@@ -167,8 +168,7 @@ async def delete_subscription(ctx: Ctx) -> Any:
 
 
 @routes.route("POST", "/api/v1/notifications/unsubscribe", summary="Stop emails of one topic to one recipient",
-              tag="notifications", public=True, body=UNSUBSCRIBE_BODY, query={"token": {"type": "string",
-                                                                                      "maxLength": 1000}},
+              tag="notifications", public=True, body=UNSUBSCRIBE_BODY, query={"token": TOKEN},
               response=obj({"topic": {"type": "string"}, "recipient": {"type": "string"}}),
               description="The token comes from the email's link (also as `?token=` for RFC 8058 one-click).")
 async def unsubscribe(ctx: Ctx) -> Any:
