@@ -7,7 +7,8 @@ round trip through either database and through the API:
 * `ts` becomes RFC 3339 UTC with exactly six fractional digits and a `Z`;
 * a float with an integral value becomes an integer (PostgreSQL jsonb hands `1.0` back as `1`);
 * NaN and infinities, which JSON cannot carry, become the strings "NaN", "Infinity", "-Infinity";
-* a datetime inside `details` becomes its RFC 3339 string (as `ts`).
+* a datetime inside `details` becomes its RFC 3339 string (as `ts`);
+* an integer outside the signed 64-bit range becomes its decimal string.
 
 leaf hash = SHA-256(0x00 || canonical bytes)   (RFC 9162 section 2.1.1)
 """
@@ -20,14 +21,17 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+_INT_LIMIT = 2**63          # larger integers do not survive every JSON store: they become strings
 EVENT_FIELDS = ("id", "tenant_id", "ts", "actor", "action", "resource_type", "resource_id", "outcome",
                 "request_id", "details")
 
 
 def normalize_json(value: Any) -> Any:
     """`value` with integral floats as ints, non-finite floats as strings, tuples as lists."""
-    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+    if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
+    if isinstance(value, int):
+        return value if -_INT_LIMIT < value < _INT_LIMIT else str(value)
     if isinstance(value, float):
         if math.isnan(value):
             return "NaN"

@@ -85,3 +85,9 @@ def test_canonical_bytes_survive_database_and_api_round_trips() -> None:
     assert leaf_hash(event) == hashlib.sha256(b"\x00" + canonical_event_bytes(event)).digest()
     assert b'"ts":"2026-01-02T03:04:05.500000Z"' in canonical_event_bytes(event)
     assert leaf_hash({**event, "outcome": "denied"}) != leaf_hash(event)
+
+
+def test_values_a_json_store_cannot_keep_are_normalised_before_hashing() -> None:
+    from casemate_verify.canonical import normalize_json
+
+    assert normalize_json({"big": 2**70, "ok": 2**62, "t": (1, 2.0)}) == {"big": str(2**70), "ok": 2**62, "t": [1, 2]}
