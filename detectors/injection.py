@@ -43,6 +43,7 @@ __all__ = [
     "SignatureHits",
     "combine",
     "EMBEDDED_ROLES",
+    "AMPLIFY_FROM",
     "hashed_features",
     "feature_windows",
     "text_features",
@@ -191,6 +192,9 @@ class SignatureHits:
     score: float
 
 
+# Raw-text evasion markers amplify signature scores from this level up.
+AMPLIFY_FROM = 0.4
+
 # Roles whose text the application did not write itself: retrieved documents and tool results.
 EMBEDDED_ROLES: frozenset[str] = frozenset({"tool"})
 
@@ -201,13 +205,15 @@ def combine(rules: Sequence[InjectionRule], embedded: bool) -> SignatureHits:
     ``embedded`` is True for text the application did not write (documents, tool results): there
     the rules marked ``embedded`` (text addressing the assistant, shaping its answer) count too.
     Raw-text markers (invisible characters, mixed scripts) only amplify: normalisation already
-    undoes those evasions, and benign text can carry such characters, so alone they score 0."""
+    undoes those evasions, and benign text can carry such characters, so alone they score 0; and they
+    amplify only a signal that is already meaningful (``AMPLIFY_FROM``), not one weak rule, so that text
+    with stray invisible characters and one weak match is not flagged."""
     kept = rules if embedded else tuple(r for r in rules if not r.embedded)
     miss = 1.0
     for r in kept:
         if not r.raw:
             miss *= 1.0 - r.weight
-    if miss < 1.0:
+    if miss <= 1.0 - AMPLIFY_FROM:
         for r in kept:
             if r.raw:
                 miss *= 1.0 - r.weight

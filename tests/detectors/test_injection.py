@@ -10,6 +10,7 @@ import pytest
 from aiohttp import web
 
 from detectors.injection import (
+    AMPLIFY_FROM,
     DEFAULT_MODEL_PATH,
     EMBEDDED_ROLES,
     ROLES,
@@ -135,6 +136,14 @@ def test_document_only_rules_are_dropped_outside_embedded_context():
     assert outside.rules == (plain_rule,) and outside.score == pytest.approx(plain_rule.weight)
     assert inside.rules == (embedded_rule, plain_rule)
     assert inside.score == pytest.approx(1 - (1 - embedded_rule.weight) * (1 - plain_rule.weight))
+
+
+def test_evasion_markers_amplify_a_meaningful_signal_but_not_one_weak_rule():
+    by_id = {r.id: r for r in RULES}
+    weak, strong, marker = by_id["II-EXACT-REPLY"], by_id["RO-DISMISS-PRIOR"], by_id["OB-INVISIBLE-IN-WORD"]
+    assert weak.weight < AMPLIFY_FROM <= strong.weight and marker.raw
+    assert combine((weak, marker), embedded=False).score == pytest.approx(weak.weight)
+    assert combine((strong, marker), embedded=False).score == pytest.approx(1 - (1 - strong.weight) * (1 - marker.weight))
 
 
 def test_cached_scan_of_one_text_still_depends_on_the_role():
