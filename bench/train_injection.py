@@ -29,6 +29,12 @@ Validation and calibration (printed, and stored in the metadata json):
   the held-out recall / FPR per file is the number that predicts behaviour on
   new data.
 
+Signature scores are taken in the context each record would reach the detector in
+(documents and tool results as ``tool`` messages, see ``is_embedded``), as ``bench.eval``
+scans them. The model logits do not depend on the rule set: after a rule change,
+``--logits-from`` reuses the OOF / LOFO logits of an earlier ``--dump-scores`` run and only
+refits the calibration, the thresholds and the final model (under a minute instead of ten).
+
 Outputs ``detectors/data/injection_model.npz`` (weights, bias, calibration) and
 ``detectors/data/injection_model.json`` (feature config, date, sources, counts,
 thresholds, validation numbers).
@@ -299,8 +305,7 @@ def example_logits(d: Design, w: np.ndarray, b: float, ex_idx: np.ndarray) -> np
     z = row_logits(sub, w, b)
     best: dict[int, float] = defaultdict(lambda: -math.inf)
     for e, v in zip(sub.example.tolist(), z.tolist()):
-        if v > best[e]:
-            best[e] = v
+        best[e] = max(best[e], v)
     return np.array([best[int(e)] for e in ex_idx])
 
 
@@ -335,7 +340,7 @@ def threshold_at_fpr(benign_scores: np.ndarray, max_fpr: float) -> float:
     if benign_scores.size == 0:
         return 0.5
     s = np.sort(benign_scores)[::-1]
-    allowed = int(math.floor(max_fpr * s.size))
+    allowed = math.floor(max_fpr * s.size)
     # Flag score >= thr; with thr just above s[allowed], at most `allowed` benign scores are flagged.
     return float(min(1.0, np.nextafter(s[allowed], 2.0))) if allowed < s.size else 0.0
 
@@ -498,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
             "window_bytes": WINDOW_BYTES, "window_stride": WINDOW_STRIDE,
         },
         "training": {
-            "date": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+            "date": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
             "deterministic": "no random state: zero init, full batch, folds by sha1 of group", "optimizer": "full-batch Adam", "iterations": args.iters, "l2": L2,
             "long_attacks": "multiple-instance: all-windows row first, then the highest-scoring window",
             "example_weight": "1/sqrt(group size), classes balanced",

@@ -6,6 +6,10 @@ Two local tiers, both compiled / loaded once per ``InjectionDetector``:
    compiled into one Hyperscan block-mode database and scanned over the
    normalised text and every decoded payload (base64, hex, %-encoding, rot13).
    Matched rule weights are combined by noisy-or into ``signature_score``.
+   The scan is context-aware: rules marked ``embedded`` (text that addresses the
+   assistant, shapes its answer or carries code into it) count only for text the
+   application did not write, i.e. messages of role ``tool`` (retrieved documents,
+   tool results); the same phrasing in a user's own request is ordinary.
 2. **Learned model** — logistic regression over hashed word 1-2-grams and byte
    3-5-grams of the normalised text (``2**HASH_BITS`` buckets), trained by
    ``python -m bench.train_injection``. Features are computed with a handful of
@@ -37,19 +41,19 @@ from .normalize import Normalized, normalize
 from .rules.injection_rules import CATEGORIES, RULES, InjectionRule
 
 __all__ = [
+    "AMPLIFY_FROM",
+    "DEFAULT_MODEL_PATH",
+    "EMBEDDED_ROLES",
+    "ROLES",
     "InjectionDetector",
     "InjectionResult",
-    "SignatureMatcher",
     "SignatureHits",
+    "SignatureMatcher",
     "combine",
-    "EMBEDDED_ROLES",
-    "AMPLIFY_FROM",
-    "hashed_features",
     "feature_windows",
+    "hashed_features",
     "text_features",
     "window_logit",
-    "ROLES",
-    "DEFAULT_MODEL_PATH",
 ]
 
 ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")

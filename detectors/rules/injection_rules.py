@@ -10,14 +10,26 @@ alternations and small bounded gaps.
 
 ``weight`` is the rule's stand-alone strength in [0, 1]; matched weights are
 combined by noisy-or into the signature score, which the learned tier then
-calibrates together with the model score.
+calibrates together with the model score. With the shipped calibration a rule
+below about 0.45 does not flag a typical text on its own (the training script
+floors every threshold there): weak rules describe phrasing that benign text
+also uses and count only together with other evidence.
+
+Rules marked ``embedded`` count only in text the application did not write
+(role ``tool``: retrieved documents, tool results). "In your response, ..." or
+"use the following code in your solution" is an ordinary request from a user but,
+inside an e-mail or a web page, it is addressed to the assistant that reads it.
+
+Each new rule was checked against the benign files of the development data
+(role-play "Act as ..." prompts included), and its weight set from how specific
+the technique is, not fitted to those files.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["InjectionRule", "RULES", "CATEGORIES"]
+__all__ = ["CATEGORIES", "RULES", "InjectionRule"]
 
 CATEGORIES: tuple[str, ...] = (
     "role_override",
