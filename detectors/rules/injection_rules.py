@@ -185,9 +185,9 @@ RULES: tuple[InjectionRule, ...] = (
     ),
     InjectionRule(
         "RO-ALERT-BANNER", "role_override", 0.3,
-        r"[!#=*+~$%^|/\\<>:¤¥_@&.\-]{2,} ?([^\x00-\x7f]{1,4} ?)?(urgent|critical|vital|important|priority|crucial|essential|key|special|emergency|breaking|"
+        r"[!#=*+~$%^|/\\<>:¤¥_@&.\-\[\]{}()]{2,} ?([^\x00-\x7f]{1,4} ?)?(urgent|critical|vital|important|priority|crucial|essential|key|special|emergency|breaking|"
         r"significant)? ?(alert|update|bulletin|notice|dispatch|communiqu[eé]|message|news ?flash|announcement|heads up|"
-        r"report|information|attention|directive)!? ?[!#=*+~$%^|/\\<>:¤¥_@&.\-]{2,}",
+        r"report|information|attention|directive)!? ?[!#=*+~$%^|/\\<>:¤¥_@&.\-\[\]{}()]{2,}",
         "A shouting banner ('!!!Urgent Update!!!', '===VITAL NOTICE===') that heads planted orders (weak alone).",
     ),
     InjectionRule(
@@ -212,6 +212,7 @@ RULES: tuple[InjectionRule, ...] = (
         r" (been )?(arrived|landed|appeared|surfaced|emerged|received|come in)\b"
         r"|\b(just|recently|newly) (received|been given|been provided with|obtained)\b[^.\n]{0,60}"
         r"\b(instructions|directives|orders|commands|mandates|advisories)\b"
+        r"|\b(instructions|directives|orders|commands|mandates|advisories) (are|is) (now )?here\b"
         r"|\b(arrival|possession) of\b[^.\n]{0,60}\b(instructions|directives|orders|commands|mandates|advisories)\b",
         "Announces that a new set of instructions has just come in (any phrasing of 'arrived').",
     ),
@@ -645,7 +646,8 @@ RULES: tuple[InjectionRule, ...] = (
     ),
     InjectionRule(
         "OB-ADVERSARIAL-SUFFIX", "obfuscation", 0.5,
-        r"(! ){6}|(\\! ){3}|(\}\)|\}\}\)|\]\(|\\\+)[^\n]{0,20}(! ){3}",
+        r"(! ){6}|(\\! ){3}|(\}\)|\}\}\)|\]\(|\]\{\\|\\\+|%%%%|\(\)\[)[^\n]{0,20}(! ){3}"
+        r"|(! ){3}[^\n]{0,40}(\}\}\)|\]\{\\|%%%%|\(\)\[)",
         "Optimised adversarial suffix (runs of spaced exclamation marks and bracket debris).",
     ),
     InjectionRule(
