@@ -50,7 +50,7 @@ def _key_usage(rows: list[dict[str, Any]]) -> list[tuple[str, float, int, int, f
 class AuditWriter:
     def __init__(self, store: AuditStore, journal_dir: Path, *, max_queue: int = 10_000, batch_size: int = 500,
                  flush_interval_s: float = 0.5, token_sink: TokenSink | None = None,
-                 metrics: Any = None) -> None:
+                 metrics: Any = None, on_written: Callable[[], Awaitable[None]] | None = None) -> None:
         self._store = store
         self._journal = Path(journal_dir) / "audit-journal.jsonl"
         self._journal.parent.mkdir(parents=True, exist_ok=True)
@@ -61,6 +61,7 @@ class AuditWriter:
         self._tokens: dict[tuple[str, ...], int] = {}
         self._token_sink = token_sink
         self._metrics = metrics
+        self._on_written = on_written        # e.g. a Redis publish that wakes the event dispatcher
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -171,6 +172,11 @@ class AuditWriter:
             for item, one_exc in failed:
                 self._dead_letter(item, one_exc)
         self.written += len(batch)
+        if self._on_written is not None and any(e for e, _ in batch):
+            try:
+                await self._on_written()
+            except Exception:  # noqa: BLE001 - the dispatcher polls anyway
+                pass
         usage = _key_usage([r for _, r in batch if r])
         if usage:
             try:          # counters are best effort: a failure here must not replay (and double) the batch

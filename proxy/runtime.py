@@ -137,9 +137,16 @@ class Runtime:
         self.router = Routing(ProviderRouter(configs, s.default_provider, observer=observer), self.store, observer)
         await self.router.load_all(list(self.directory.tenants))
         self.sync.on_provider_change = self.router.reload_soon
+        on_written = None
+        if self.redis is not None:
+            redis = self.redis
+
+            async def on_written() -> None:          # wakes the audit-event dispatcher on every host
+                await redis.publish("cm:audit", "gateway")
         self.audit = AuditWriter(self.store, Path(s.data_dir) / "journal", max_queue=s.audit_queue_size,
                                  batch_size=s.audit_batch_size, flush_interval_s=s.audit_flush_interval_s,
-                                 token_sink=self.limiter.add_tokens, metrics=metrics.AuditMetrics())
+                                 token_sink=self.limiter.add_tokens, metrics=metrics.AuditMetrics(),
+                                 on_written=on_written)
         self.audit.start()
         if self.detectors is None:
             from proxy.detection import build_detectors

@@ -15,7 +15,8 @@ from tests.admin.conftest import PASSWORD, AdminHarness, Org
 TABLES = ("tenants", "users", "memberships", "api_keys", "policies", "policy_versions", "providers",
           "kill_switches", "refresh_tokens", "gateway_requests", "audit_events", "retention_policies",
           "webhooks", "webhook_deliveries", "scim_tokens", "scim_users", "scim_groups",
-          "notification_integrations", "notification_subscriptions", "notification_optouts", "notification_outbox")
+          "notification_integrations", "notification_subscriptions", "notification_optouts", "notification_outbox",
+          "tool_checks")
 
 SAMPLE_REQUEST = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -76,10 +77,14 @@ MATRIX: dict[str, tuple[str, dict[str, Any] | None]] = {
     "get_subscription": ("/api/v1/notifications/subscriptions/key.revoked", None),
     "put_subscription": ("/api/v1/notifications/subscriptions/key.revoked", {"channels": []}),
     "delete_subscription": ("/api/v1/notifications/subscriptions/key.revoked", None),
+    "get_check": ("/api/v1/checks/{check}", None),
+    "decide_check": ("/api/v1/checks/{check}/decision", {"decision": "allow", "reason": "hijack"}),
+    # an agent id is a name inside the caller's own organization: B gets a token bound to B (checked below)
+    "issue_agent_token": ("/api/v1/agents/a-agent/token", {}),
 }
 # Platform routes refuse a tenant owner before any lookup.
 EXPECTED = {"set_tenant_status": (403, "AUTH-003"), "put_integration": (422, "ADM-422"),
-            "put_subscription": (400, "ADM-400")}
+            "put_subscription": (400, "ADM-400"), "issue_agent_token": (201, None)}
 # SCIM endpoints (outside the admin route table) with B's SCIM token: operation -> (method, path, body).
 SCIM_MATRIX: dict[str, tuple[str, str, dict[str, Any] | None]] = {
     "scim_get_user": ("GET", "/scim/v2/Users/{user}", None),
@@ -142,7 +147,16 @@ async def _populate_a(admin: AdminHarness, a: Org) -> dict[str, str]:
     await admin.store.put_subscription(a.tenant_id, "key.revoked", channels=["email"], min_interval_s=60)
     group = await admin.store.save_scim_group(a.tenant_id, None, display_name="a-group", external_id=None,
                                               members=[{"value": user}])
-    return {"tenant": a.tenant_id, "user": user, "key": key, "policy": policy, "provider": provider,
+    from datetime import datetime, timedelta, timezone
+
+    from pipeline.ids import uuid7_str
+
+    check = uuid7_str()
+    await admin.store.create_pending_check({
+        "id": check, "tenant_id": a.tenant_id, "agent_id": "a-agent", "tool_name": "transfer", "category": "payment",
+        "risk_level": "HIGH", "policy_name": "a-policy", "timeout_decision": "block", "arguments": {"amount": 5},
+        "expires_at": datetime.now(timezone.utc) + timedelta(minutes=5)})
+    return {"check": check, "tenant": a.tenant_id, "user": user, "key": key, "policy": policy, "provider": provider,
             "session": session, "request": "a-request", "event": event, "leaf": leaf,
             "webhook": hook["id"], "delivery": delivery, "scim_token": scim_token["id"], "group": group["id"]}
 
@@ -179,7 +193,12 @@ async def test_tenant_b_gets_404_on_tenant_a_ids_and_changes_nothing(
         assert status == SCIM_EXPECTED.get(op, 404), (op, doc)
     for op, (template, body) in MATRIX.items():
         status, problem = await admin.call(methods[op], _fill(template, ids), b, json=_fill(body, ids))
-        assert (status, problem["error_code"]) == EXPECTED.get(op, (404, "ADM-404")), (op, problem)
+        assert (status, problem.get("error_code")) == EXPECTED.get(op, (404, "ADM-404")), (op, problem)
+        if op == "issue_agent_token":
+            from pipeline.checks.agent_token import AgentTokens
+
+            claims = AgentTokens(admin.settings.master_key).verify(problem["data"]["token"])
+            assert claims.tenant_id == b.tenant_id != a.tenant_id
     assert await _snapshot(admin.store, a.tenant_id) == before
 
 
