@@ -254,7 +254,7 @@ RULES: tuple[InjectionRule, ...] = (
     ),
     InjectionRule(
         "IL-YOUR-INSTRUCTIONS", "instruction_leak", 0.5,
-        r"\byour (system|initial|original|hidden|secret|starting|pre-?set|underlying|internal|developer|system'?s?)"
+        r"\byour (system|initial|original|hidden|secret|starting|pre-?set|underlying|internal|developer|system['’]?s?)"
         r" (prompt|instructions|message|directives|configuration|parameters)\b"
         r"|\b(instructions|rules|directives|prompt|guidelines) (that )?you (were|have been|had been) (given|told|provided|"
         r"programmed with|instructed)\b"
@@ -263,6 +263,13 @@ RULES: tuple[InjectionRule, ...] = (
         r"|[\"'“‘](my|the) (instructions|system prompt|initial prompt|hidden prompt|rules) (are|is|were)\b"
         r"|[\"'“‘]i was (instructed|told|programmed) to\b",
         "Refers to the model's own hidden instructions (to have them quoted, translated or completed).",
+    ),
+    InjectionRule(
+        "IL-YOUR-STORED-SECRETS", "instruction_leak", 0.45,
+        r"\b(passwords|usernames|credentials|api keys|secrets|access tokens|private keys)\b[^.\n]{0,20}"
+        r"\b(in|from|stored in|inside|kept in) your (database|memory|system|context|config(uration)?|training data|"
+        r"environment|instructions|prompt)\b",
+        "Asks for the secrets the assistant's own system or context holds.",
     ),
     # --- delimiter attacks: fake the conversation structure ---------------------------------------
     InjectionRule(
@@ -390,8 +397,10 @@ RULES: tuple[InjectionRule, ...] = (
     InjectionRule(
         "JB-ALTER-EGO", "jailbreak_persona", 0.3,
         r"\b(opposite|evil|dark|shadow|unhinged|rogue|uncensored|chaotic|toxic) (mode|twin|version|side|alter ego|"
-        r"personality|persona|counterpart)\b",
-        "Summons an evil or opposite alter ego.",
+        r"personality|persona|counterpart)\b"
+        r"|\b(the )?opposite (of|from|to) (openai'?s? )?(chatgpt|gpt-?[0-9]?|claude|bard|gemini|llama)\b"
+        r"|\bdiffering (entirely |completely )?from (openai'?s? )?(chatgpt|gpt-?[0-9]?|claude|bard|gemini|llama)\b",
+        "Summons an evil or opposite alter ego (the opposite of the assistant it is).",
     ),
     InjectionRule(
         "JB-STAY-IN-CHARACTER", "jailbreak_persona", 0.25,
@@ -409,6 +418,7 @@ RULES: tuple[InjectionRule, ...] = (
         r"\b(regardless of|without (any )?(regard|concern|care|consideration) (for|to|of)|devoid of|disregards?( for)?|"
         r"defies|defying|ignores|ignoring|not care about|doesn'?t care about|does not care about) (any |all |the |its |his |her )?"
         r"(form of )?(legality|morality|morals|ethics|ethical|moral|conscience|the law|laws|legal|decency)\b"
+        r"|\bregardless( of)? (the )?content\b"
         r"|\b(completely|fully|totally|entirely|utterly) (amoral|immoral|unethical|unfiltered|uncensored)\b",
         "Describes a persona that answers without regard for law, ethics or morality.",
     ),
@@ -464,7 +474,8 @@ RULES: tuple[InjectionRule, ...] = (
     ),
     InjectionRule(
         "II-LOUD-PREFIX", "indirect_injection", 0.4,
-        r"\b(important|urgent|attention|warning|critical|alert|notice)\s*(!{2,}|:\s*!+)",
+        r"\b(important|urgent|attention|warning|critical|alert|notice)\s*(!{2,}|:\s*!+)"
+        r"|(^|[.!?\n]\s*)(important|urgent|critical|priority) (update|notice|message|alert|instruction)\s?!",
         "Shouting prefix that precedes planted instructions.",
     ),
     InjectionRule(
@@ -476,7 +487,8 @@ RULES: tuple[InjectionRule, ...] = (
     ),
     InjectionRule(
         "II-IF-USER-ASKS", "indirect_injection", 0.35,
-        r"\bif (the |a |any )?(user|human|person|someone|anyone) (asks?|is asking|requests?|queries|wants)\b"
+        r"\b(if|every time|whenever|each time|when) (the |a |any )?(user|human|person|someone|anyone) (asks?|is asking|"
+        r"requests?|queries|wants)\b"
         r"[^.\n]{0,60}\b(reply|respond|answer|say|output|tell|print|instead|only)\b",
         "Scripted response for what the user will ask (also in app templates, weak alone).",
     ),
