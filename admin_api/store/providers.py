@@ -119,9 +119,16 @@ class ProvidersRepo(StoreBase):
         return orjson.loads(self._credentials_box.open(bytes(blob), _aad(tenant_id, provider_id)))
 
     async def rotate_encryption(self, old_master: bytes) -> int:
-        """Re-seal every provider credential and MFA secret from `old_master` to the current master key."""
+        """Re-seal every secret sealed at rest (provider credentials, MFA secrets, webhook secrets,
+        notification passwords) from `old_master` to the current master key."""
+        from admin_api.store.notifications import NOTIFICATION_SECRETS
+        from admin_api.store.webhooks import WEBHOOK_SECRETS
+        from admin_api.store.webhooks import _aad as webhook_aad
+
         old_creds = SecretBox(old_master, PROVIDER_CREDENTIALS)
         old_mfa = SecretBox(old_master, MFA_SECRETS)
+        old_hooks = SecretBox(old_master, WEBHOOK_SECRETS)
+        old_notify = SecretBox(old_master, NOTIFICATION_SECRETS)
         count = 0
         async with self.db.transaction() as conn:
             for r in await conn.fetch("SELECT id, tenant_id, credentials_enc FROM providers"
@@ -138,5 +145,20 @@ class ProvidersRepo(StoreBase):
                 plain = old_mfa.open(bytes(r["mfa_secret_enc"]), aad)
                 await conn.execute("UPDATE users SET mfa_secret_enc = $2 WHERE id = $1",
                                    r["id"], self._mfa_box.seal(plain, aad))
+                count += 1
+            hooks = self._box(WEBHOOK_SECRETS)
+            for r in await conn.fetch("SELECT id, tenant_id, secret_enc FROM webhooks WHERE secret_enc IS NOT NULL"):
+                aad = webhook_aad(r["tenant_id"], r["id"])
+                plain = old_hooks.open(bytes(r["secret_enc"]), aad)
+                await conn.execute("UPDATE webhooks SET secret_enc = $2 WHERE id = $1", r["id"], hooks.seal(plain, aad))
+                count += 1
+            notify = self._box(NOTIFICATION_SECRETS)
+            for r in await conn.fetch("SELECT tenant_id, channel, secret_enc FROM notification_integrations"
+                                      " WHERE secret_enc IS NOT NULL"):
+                aad = f"{r['tenant_id']}:{r['channel']}"
+                plain = old_notify.open(bytes(r["secret_enc"]), aad)
+                await conn.execute("UPDATE notification_integrations SET secret_enc = $3"
+                                   " WHERE tenant_id = $1 AND channel = $2", r["tenant_id"], r["channel"],
+                                   notify.seal(plain, aad))
                 count += 1
         return count

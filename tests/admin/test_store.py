@@ -541,3 +541,17 @@ async def test_open_store_rejects_unknown_schemes() -> None:
         await open_store("mysql://localhost/db")
     with pytest.raises(ValueError):
         await open_store("sqlite:///:memory:")
+
+
+async def test_rotation_reseals_webhook_and_notification_secrets_too(store: Store) -> None:
+    t = await store.create_tenant("rot")
+    hook = await store.create_webhook(t["id"], url="https://hooks.example.com/x", secret="whsec-rotate-me")
+    await store.put_integration(t["id"], "email", config={"host": "smtp.example.com"}, secret="smtp-pw",
+                                keep_secret=False, enabled=True)
+    old_master = store._master
+    assert old_master is not None
+    store._master = b"another-brand-new-master-key-0000"
+    store._boxes.clear()
+    assert await store.rotate_encryption(old_master) == 2
+    assert await store.webhook_secret(t["id"], hook["id"]) == "whsec-rotate-me"
+    assert await store.integration_secret(t["id"], "email") == "smtp-pw"
