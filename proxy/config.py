@@ -93,6 +93,7 @@ class Settings:
     audit_queue_size: int = 10_000
     audit_batch_size: int = 500
     audit_flush_interval_s: float = 0.5
+    audit_completed_events: bool = False          # opt-in gateway.request.completed events
     # directory refresh (change feed polling)
     directory_poll_s: float = 1.0
     # metrics
@@ -151,7 +152,7 @@ _GROUPS: dict[str, dict[str, str]] = {
     "ratelimit": {"default_rpm": "default_rpm", "default_tpm": "default_tpm", "fail_open": "ratelimit_fail_open"},
     "cache": {"enabled": "cache_enabled", "ttl_s": "cache_ttl_s", "max_entries": "cache_max_entries"},
     "audit": {"queue_size": "audit_queue_size", "batch_size": "audit_batch_size",
-              "flush_interval_s": "audit_flush_interval_s"},
+              "flush_interval_s": "audit_flush_interval_s", "completed_events": "audit_completed_events"},
     "logging": {"level": "log_level", "json": "log_json", "access": "access_log"},
     "metrics": {"tenant_labels": "metrics_tenant_labels"},
     "mcp": {"upstream_url": "mcp_upstream_url"},

@@ -191,7 +191,7 @@ class Runtime:
             UpstreamStage(self.router.platform, trace_factory=UpstreamTrace),
             *post_upstream,
             CacheStoreStage(self.cache),
-            AuditStage(self.audit, self.router.cost),
+            AuditStage(self.audit, self.router.cost, completed_events=s.audit_completed_events),
         ]
         return Chain(stages, observe_factory=metrics.stage_observer)
 

@@ -26,10 +26,12 @@ class AuditStage:
     phase = "finally"
     optional = False
 
-    def __init__(self, sink: AuditSink, cost: CostFn, on_finish: Callable[[RequestContext], None] | None = None) -> None:
+    def __init__(self, sink: AuditSink, cost: CostFn, on_finish: Callable[[RequestContext], None] | None = None,
+                 *, completed_events: bool = False) -> None:
         self._sink = sink
         self._cost = cost
         self._on_finish = on_finish
+        self._completed_events = completed_events   # opt-in: an audit event (and webhook) per completed request
 
     def __call__(self, ctx: RequestContext) -> None:
         p = ctx.principal
@@ -43,7 +45,7 @@ class AuditStage:
         action = "gateway.request.blocked" if blocked else "gateway.request.completed"
         # Every request gets a request-log row; refused ones also get an audit event (the security
         # trail), so the common path costs one row.
-        event = None if err is None else {
+        event = None if err is None and not self._completed_events else {
             "id": uuid7_str(), "tenant_id": tenant_id, "ts": rfc3339(ctx.ts),
             "actor": f"{p.kind}:{p.subject}" if p else "anonymous", "request_id": ctx.request_id,
             "action": action, "resource_type": "gateway_request", "resource_id": ctx.request_id,

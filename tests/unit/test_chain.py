@@ -60,3 +60,45 @@ async def test_tails_are_compiled_once_per_policy_shape_and_timed():
     assert len(list(chain.compiled_shapes())) == 1
     assert {n for n, _ in observed} == {"policy", "secrets_scan"}
     assert all(s >= 0 for _, s in observed)
+
+
+def _audit_ctx(error=None):
+    from pipeline.context import Principal
+
+    c = ctx()
+    c.request_id = "r1"
+    c.principal = Principal(tenant_id="t", tenant_name="t", subject="k", kind="api_key", role="owner",
+                            permissions=frozenset())
+    c.error = error
+    return c
+
+
+class _Sink:
+    def __init__(self):
+        self.items = []
+
+    def submit(self, event, row, usage):
+        self.items.append((event, row))
+
+
+def test_audit_writes_an_event_for_refusals_and_only_a_row_for_completed_requests():
+    from pipeline.stages.audit import AuditStage
+
+    sink = _Sink()
+    stage = AuditStage(sink, lambda *a, **k: 0.0)
+    stage(_audit_ctx())
+    refused = _audit_ctx(PolicyViolation("no", reason="test"))
+    refused.outcome = "blocked"
+    stage(refused)
+    (ok_event, ok_row), (bad_event, bad_row) = sink.items
+    assert ok_event is None and ok_row["id"] == "r1"
+    assert bad_event["action"] == "gateway.request.blocked" and bad_event["actor"] == "api_key:k"
+    assert bad_row["blocked"] is True
+
+
+def test_completed_request_events_are_opt_in():
+    from pipeline.stages.audit import AuditStage
+
+    sink = _Sink()
+    AuditStage(sink, lambda *a, **k: 0.0, completed_events=True)(_audit_ctx())
+    assert sink.items[0][0]["action"] == "gateway.request.completed"
