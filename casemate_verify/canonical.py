@@ -28,6 +28,13 @@ EVENT_FIELDS = ("id", "tenant_id", "ts", "actor", "action", "resource_type", "re
 
 def normalize_json(value: Any) -> Any:
     """`value` with integral floats as ints, non-finite floats as strings, tuples as lists."""
+    kind = type(value)
+    if kind is str or value is None or kind is bool:      # the common cases, without the isinstance chain
+        return value
+    if kind is dict:
+        return {k if type(k) is str else str(k): normalize_json(v) for k, v in value.items()}
+    if kind is list:
+        return [normalize_json(v) for v in value]
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     if isinstance(value, int):

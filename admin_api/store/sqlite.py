@@ -41,8 +41,11 @@ def _param(value: Any) -> Any:
     return value
 
 
+_PLAIN = frozenset({str, int, float, bytes, bool, type(None)})
+
+
 def _params(args: Sequence[Any]) -> tuple[Any, ...]:
-    return tuple(_param(a) for a in args)
+    return tuple(a if type(a) in _PLAIN else _param(a) for a in args)
 
 
 def _translate_error(exc: sqlite3.IntegrityError) -> Exception:
