@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from admin_api.roles import ALL, ROLES
+from pipeline.ratelimit import MAX_RPM, MAX_TPM
 
 Schema = dict[str, Any]
 
@@ -14,7 +15,8 @@ TEXT: Schema = {"type": "string", "maxLength": 2000}
 EMAIL: Schema = {"type": "string", "format": "email", "maxLength": 320}
 PASSWORD: Schema = {"type": "string", "minLength": 1, "maxLength": 1024}
 ROLE: Schema = {"type": "string", "enum": list(ROLES)}
-LIMIT: Schema = {"type": ["integer", "null"], "minimum": 1, "maximum": 100_000_000}
+LIMIT: Schema = {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_RPM}
+TOKEN_LIMIT: Schema = {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_TPM}
 NAMES: Schema = {"type": ["array", "null"], "items": {"type": "string", "minLength": 1, "maxLength": 200},
                  "maxItems": 500, "uniqueItems": True}
 SCOPES: Schema = {"type": "array", "items": {"type": "string", "enum": sorted(ALL)}, "maxItems": 64,
@@ -47,7 +49,7 @@ def array(items: Schema) -> Schema:
 
 TENANT = obj({
     "id": ID, "name": NAME, "status": {"type": "string", "enum": ["active", "suspended"]},
-    "rpm": LIMIT, "tpm": LIMIT, "allowed_models": NAMES, "allowed_providers": NAMES,
+    "rpm": LIMIT, "tpm": TOKEN_LIMIT, "allowed_models": NAMES, "allowed_providers": NAMES,
     "policy_id": nullable(ID), "settings": JSON_OBJECT, "role": ROLE, "created_at": TS, "updated_at": TS,
 }, ("id", "name", "status", "created_at"), closed=False)
 
@@ -65,7 +67,7 @@ KEY = obj({
     "masked_key": {"type": "string"}, "source": {"type": "string"},
     "status": {"type": "string", "enum": ["active", "revoked"]},
     "effective_status": {"type": "string", "enum": ["active", "expired", "revoked"]},
-    "expires_at": nullable(TS), "role": ROLE, "scopes": array({"type": "string"}), "rpm": LIMIT, "tpm": LIMIT,
+    "expires_at": nullable(TS), "role": ROLE, "scopes": array({"type": "string"}), "rpm": LIMIT, "tpm": TOKEN_LIMIT,
     "allowed_models": NAMES, "allowed_providers": NAMES, "budget_usd": {"type": ["number", "null"]},
     "policy_id": nullable(ID), "created_by": {"type": ["string", "null"]}, "created_at": TS,
     "revoked_by": {"type": ["string", "null"]}, "revoked_reason": {"type": ["string", "null"]},

@@ -13,6 +13,9 @@ from collections import deque
 from typing import NamedTuple, Sequence
 
 WINDOW_S = 60
+# Upper bounds of a configured limit (config file and admin API alike).
+MAX_RPM = 100_000_000
+MAX_TPM = 1_000_000_000_000
 log = logging.getLogger("casemate.ratelimit")
 
 

@@ -13,6 +13,8 @@ from typing import Any, Mapping
 
 import yaml
 
+from pipeline.ratelimit import MAX_RPM, MAX_TPM
+
 PROVIDER_KINDS = ("openai", "azure", "anthropic")
 ROLES = ("all", "proxy", "admin")
 
@@ -274,8 +276,9 @@ def _bootstrap_key(i: int, raw: Any) -> BootstrapKey:
     for k in ("rpm", "tpm"):
         if k in raw and raw[k] is not None:
             v = _coerce(f"{where}.{k}", raw[k], "int")
-            if v <= 0:
-                raise ConfigError(f"{where}.{k}: must be > 0")
+            top = MAX_RPM if k == "rpm" else MAX_TPM
+            if not 0 < v <= top:
+                raise ConfigError(f"{where}.{k}: must be between 1 and {top}")
             out[k] = v
     if "allowed_models" in raw:
         out["allowed_models"] = _str_tuple(f"{where}.allowed_models", raw["allowed_models"])
@@ -372,8 +375,10 @@ def _validate(s: Settings) -> Settings:
         raise ConfigError("server.workers: must be between 1 and 64")
     if s.max_body_bytes < 1024:
         raise ConfigError("server.max_body_bytes: must be at least 1024")
-    if s.default_rpm <= 0 or s.default_tpm <= 0:
-        raise ConfigError("ratelimit.default_rpm/default_tpm: must be > 0")
+    if not 0 < s.default_rpm <= MAX_RPM:
+        raise ConfigError(f"ratelimit.default_rpm: must be between 1 and {MAX_RPM}")
+    if not 0 < s.default_tpm <= MAX_TPM:
+        raise ConfigError(f"ratelimit.default_tpm: must be between 1 and {MAX_TPM}")
     if s.database_url and not s.database_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
         raise ConfigError("CASEMATE_DATABASE_URL: must start with sqlite:/// or postgresql://")
     if s.redis_url and not s.redis_url.startswith(("redis://", "rediss://", "unix://")):

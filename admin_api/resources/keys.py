@@ -17,6 +17,7 @@ from admin_api.schemas import (
     NAMES,
     ROLE,
     SCOPES,
+    TOKEN_LIMIT,
     TS,
     array,
     nullable,
@@ -30,7 +31,7 @@ from pipeline.secrets_box import generate_api_key, hash_api_key
 routes = RouteTable()
 
 BUDGET = {"type": ["number", "null"], "minimum": 0, "maximum": 1e9}
-_LIMITS = {"rpm": LIMIT, "tpm": LIMIT, "budget_usd": BUDGET, "policy_id": nullable(ID),
+_LIMITS = {"rpm": LIMIT, "tpm": TOKEN_LIMIT, "budget_usd": BUDGET, "policy_id": nullable(ID),
            "allowed_models": NAMES, "allowed_providers": NAMES, "scopes": SCOPES, "role": ROLE}
 KEY_CREATE = obj({
     "name": NAME, "expires_in_days": {"type": ["integer", "null"], "minimum": 1, "maximum": 3650},

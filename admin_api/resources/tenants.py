@@ -22,6 +22,7 @@ from admin_api.schemas import (
     NAME,
     ROLE,
     TENANT,
+    TOKEN_LIMIT,
     USAGE,
     USER,
     array,
@@ -33,7 +34,7 @@ from admin_api.store import ConflictError, NotFoundError
 routes = RouteTable()
 
 TENANT_CREATE = obj({"name": NAME}, ("name",))
-TENANT_UPDATE = obj({"name": NAME, "rpm": LIMIT, "tpm": LIMIT, "policy_id": nullable(ID),
+TENANT_UPDATE = obj({"name": NAME, "rpm": LIMIT, "tpm": TOKEN_LIMIT, "policy_id": nullable(ID),
                      "settings": obj({"description": {"type": "string", "maxLength": 2000}})}, min_properties=1)
 MEMBER_ADD = obj({"user_id": ID, "email": EMAIL, "role": ROLE}, ("role",))
 MEMBER_UPDATE = obj({"role": ROLE}, ("role",))

@@ -187,6 +187,16 @@ async def test_key_update_changes_limits_and_clears_with_none(store: Store) -> N
     assert rec.allowed_models == ("b", "c") and rec.scopes == ("x",)
 
 
+async def test_token_limits_beyond_32_bits_are_stored_exactly(store: Store) -> None:
+    big = 10_000_000_000          # 10^10 tokens per minute: more than a 32-bit column holds
+    t = await store.create_tenant("a")
+    k = await _key(store, t["id"], tpm=big)
+    assert (await store.get_key(t["id"], k["id"]))["tpm"] == big
+    (rec,) = await store.get_key_records([k["id"]])
+    assert rec.tpm == big
+    assert (await store.update_tenant(t["id"], tpm=big))["tpm"] == big
+
+
 async def test_keys_are_scoped_by_tenant(store: Store) -> None:
     a = await store.create_tenant("a")
     b = await store.create_tenant("b")

@@ -1,0 +1,2 @@
+-- Tokens-per-minute limits may exceed 2^31. SQLite's INTEGER already holds 64 bits, so this
+-- version only keeps the two dialects' migration numbers in step with PostgreSQL's.
