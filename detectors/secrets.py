@@ -27,6 +27,7 @@ __all__ = [
     "SecretFinding",
     "SecretsDetector",
     "looks_like_placeholder",
+    "looks_sequential",
     "shannon_entropy",
 ]
 
@@ -45,8 +46,6 @@ _PLACEHOLDER_WORDS = (
     "redacted",
     "dummy",
     "sample",
-    "<",
-    ">",
     "...",
     "***",
     "replace_me",
@@ -58,6 +57,8 @@ _PLACEHOLDER_WORDS = (
     "replace_with",
     "replace-with",
 )
+# "<your-token>", "<TOKEN", "api_key>": an angle-bracketed name.
+_ANGLE_NAME = re.compile(r"<[A-Za-z][\w\- .]*>|^<|>$")
 _FILLER_RUN = re.compile(r"([xX*.#0•])\1{5,}")
 # Values a password-like name is often assigned without being a secret.
 _NON_SECRET_VALUES = frozenset(
@@ -88,7 +89,9 @@ _NON_SECRET_VALUES = frozenset(
 )
 _REFERENCE = re.compile(
     r"^(?:\$|%|\{|@|&|\(|\[|process\.env|os\.environ|os\.getenv|getenv|env\.|ENV\[|config\.|settings\.|self\.|this\.)"
-    r"|\{\{|\$\{|\$\(|%\(|%s\b|#\{|^[#/.:]|:$",
+    r"|\{\{|\$\{|\$\(|%\(|%s\b|#\{|^[/.:]|:$"
+    # a CSS id selector, page anchor or colour: "#add-password", "#fff"
+    r"|^#(?:[a-z][a-z_\-]*|[0-9a-f]{3,8})$",
     re.IGNORECASE,
 )
 
@@ -101,6 +104,8 @@ _CODE_LIKE = re.compile(
 
 # A prefilter match may end a little before the exact one (relaxed bounds): verify this far past it.
 _SLACK = 320
+# Generic rules look this far before their match for the variable's full name.
+_LOOKBACK = 24
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,12 +136,39 @@ def shannon_entropy(value: str) -> float:
     return -sum(c / n * math.log2(c / n) for c in Counter(value).values())
 
 
+def _ascending_run(chars: str, length: int, wrap: bool) -> bool:
+    """True if ``chars`` holds ``length`` consecutive ascending characters ("abcdef", "456789", "7890")."""
+    run = 1
+    for prev, cur in zip(chars, chars[1:]):
+        step = ord(cur) - ord(prev)
+        if step == 1 or (wrap and prev == "9" and cur == "0"):
+            run += 1
+            if run >= length:
+                return True
+        else:
+            run = 1
+    return False
+
+
+def looks_sequential(value: str, length: int = 6) -> bool:
+    """Keyboard-walk filler: the value's letters or its digits, read on their own, hold an ascending run.
+
+    "1234567890", "a1b2c3d4e5f6g7", "abcdefgh" are what people type for a made-up
+    token; in a random token a six-long consecutive run is vanishingly rare.
+    """
+    letters = "".join(c for c in value.lower() if "a" <= c <= "z")
+    digits = "".join(c for c in value if c.isdigit())
+    return _ascending_run(letters, length, wrap=False) or _ascending_run(
+        digits, length, wrap=True
+    )
+
+
 def looks_like_placeholder(value: str) -> bool:
     """Documentation filler: "xxxx", "EXAMPLE", "your_api_key", "<token>", "****", one repeated character."""
     low = value.lower()
     if any(w in low for w in _PLACEHOLDER_WORDS):
         return True
-    if _FILLER_RUN.search(value):
+    if _FILLER_RUN.search(value) or _ANGLE_NAME.search(value):
         return True
     return len(set(value)) <= 2
 
@@ -144,15 +176,29 @@ def looks_like_placeholder(value: str) -> bool:
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 _PARTS = re.compile(r"[-_./+]+")
 _ALPHA = re.compile(r"^[A-Za-z]+$")
+# One word of an identifier, in one consistent case, perhaps with a number in it ("ARGON2ID", "R2", "Dev").
+_WORD = re.compile(r"^(?:[A-Z]+\d*[A-Z]*|[a-z]+\d*[a-z]*|[A-Z][a-z]+\d*)$")
+# A route or file path made of words ("cms/sites/passwords#update", "/etc/app/config").
+_WORD_PATH = re.compile(r"^/?[A-Za-z]+(?:[-_][A-Za-z]+)*(?:[/#][A-Za-z]+(?:[-_][A-Za-z]+)*)+/?$")
+# What directly follows a shown-but-cut credential: an ellipsis or a mask ("sk-abc...", "xoxp-1-2-####").
+_CUT_OFF = re.compile(r"[-_]?(?:\.\.|\u2026|[#*\u2022]{2})")
+# Between a variable's name and its value: quotes, spaces, an assignment ("\": \"", " => '", "=").
+_ASSIGNMENT_CHARS = " \t\"'`\\=:>,("
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+_ID_NAME = re.compile(r"(?i:(?:^|[_\-.])(?:id|ids|uuid|guid))$|[a-z0-9](?:Id|ID|Ids|IDs)$")
+_SECRET_WORD = re.compile(r"secret|pass|pwd", re.IGNORECASE)
+_PUBLIC_WORD = re.compile(r"public|publishable|pub[_\-.]?key", re.IGNORECASE)
 
 
 def _identifier_like(value: str) -> bool:
-    """Words joined by separators ("public_hex", "PASSWORD_DEFAULT/ARGON2ID", "ws-plugin-s3-files")."""
+    """Words joined by separators ("public_hex", "PASSWORD_DEFAULT/ARGON2ID", "CF_R2_ACCESS_KEY_ID")."""
     parts = [p for p in _PARTS.split(value) if p]
     if len(parts) < 2:
         return False
+    if all(len(p) <= 16 and (_WORD.match(p) or _ALPHA.match(p)) for p in parts):
+        return True
     words = [p for p in parts if _ALPHA.match(p) and len(p) <= 12]
-    return len(words) == len(parts) or sum(len(p) >= 3 for p in words) >= 3
+    return sum(len(p) >= 3 for p in words) >= 3
 
 
 def _classes(value: str) -> int:
@@ -164,8 +210,25 @@ def _classes(value: str) -> int:
     )
 
 
-def _accept(rule: SecretRule, value: str) -> bool:
-    if looks_like_placeholder(value):
+def _names_a_non_secret(prefix: str) -> bool:
+    """The variable a generic rule matched names a public key or an identifier, not a secret.
+
+    ``prefix`` is the text from a little before the match up to the value:
+    "DOTENV_PUBLIC_KEY=\"", "\"credentialId\": \"", "AUTH0_CLIENT_ID=\"".
+    """
+    if _PUBLIC_WORD.search(prefix):
+        return True
+    head = prefix.rstrip(_ASSIGNMENT_CHARS)
+    i = len(head)
+    while i > 0 and head[i - 1] in _NAME_CHARS:
+        i -= 1
+    name = head[i:].rstrip("_-.")
+    return _ID_NAME.search(name) is not None and _SECRET_WORD.search(name) is None
+
+
+def _accept(rule: SecretRule, value: str, prefix: str, after: str) -> bool:
+    """Post-checks of one candidate: ``prefix`` is the text before the value, ``after`` what follows it."""
+    if looks_like_placeholder(value) or _CUT_OFF.match(after):
         return False
     if rule.check == "format":
         return True
@@ -176,13 +239,18 @@ def _accept(rule: SecretRule, value: str) -> bool:
             len(value) >= 4
             and value.lower() not in _NON_SECRET_VALUES
             and _REFERENCE.search(value) is None
+            and _WORD_PATH.match(value) is None
         )
     # entropy
     if (
         _REFERENCE.search(value)
         or value.lower() in _NON_SECRET_VALUES
         or _EMAIL.match(value)
+        or ".." in value
+        or "://" in value  # a URL: its credentials are the userinfo rule's
     ):
+        return False
+    if rule.named and (_names_a_non_secret(prefix) or looks_sequential(value)):
         return False
     if _identifier_like(value):
         return False
@@ -254,6 +322,7 @@ class SecretsDetector:
                 else:
                     windows.append([lo, hi])
             seen: set[tuple[int, int]] = set()
+            has_user = "user" in compiled.groupindex
             for lo, hi in windows:
                 for m in compiled.finditer(text, lo, hi):
                     start, end = m.span(
@@ -262,7 +331,11 @@ class SecretsDetector:
                     if end <= start or (start, end) in seen:
                         continue
                     seen.add((start, end))
-                    if _accept(rule, text[start:end]):
+                    if has_user and m.group("user") == text[start:end]:
+                        continue  # "postgres:postgres@": a default account, not a leaked secret
+                    prefix = text[max(0, m.start() - _LOOKBACK) : start]
+                    prefix = prefix[prefix.rfind("\n") + 1 :]  # the name is on the value's line
+                    if _accept(rule, text[start:end], prefix, text[end : end + 3]):
                         candidates.append(
                             SecretFinding(
                                 rule.secret_type,

@@ -15,7 +15,12 @@ reported span (the whole match when absent). ``check`` selects the post-check:
   code (a call, an attribute path, a type name);
 * ``"entropy"``  -- a token assigned to a key/token/secret-like name, or a random-looking
   token next to a context word: also needs mixed character classes and
-  Shannon entropy of at least ``min_entropy`` bits per character.
+  Shannon entropy of at least ``min_entropy`` bits per character, no ascending
+  keyboard run ("123456", "abcdef"), no ".." (a cut-off display).
+
+Every check also rejects a value directly followed by an ellipsis or a mask run
+("sk-abc...", "xoxp-1-2-3-####": shown cut off, not leaked), and a rule with a
+``user`` group drops matches whose password repeats the user name ("postgres:postgres@").
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ class SecretRule:
     min_entropy: float = 3.0
     #: Longest possible match, in characters (the verification window reaches this far back).
     reach: int = 700
+    #: The rule keys on a generic variable name: a name that says "public" or "...Id" rejects it.
+    named: bool = False
 
 
 _Q = r"""["'`]?"""  # optional quote
@@ -48,6 +55,26 @@ _KEY_NAMES = (
     r"private[_\-.]?key|signing[_\-.]?key|encryption[_\-.]?key|master[_\-.]?key|credentials?|auth|key|pat)"
 )
 _ASSIGN = r"""\s*["'`]?\s*(?:=>|:=|[:=])\s*"""
+# An unquoted password needs its name to start a word or follow "_" ("DB_PASS=", not "bypass:").
+_BARE_PASSWORD_NAMES = r"(?:password|passwd|passphrase|pwd|(?:\b|_)pass|db_?pass)"
+# Value characters of a generic token (no quotes, spaces, separators of code).
+_TOKEN_CHARS = r"[A-Za-z0-9_\-+/.=~!@#%^&*]"
+_ANY_SECRET_NAME = "(?:" + _KEY_NAMES + "|" + _PASSWORD_NAMES + ")"
+
+
+def _generic_key(rule_id: str, pattern: str) -> SecretRule:
+    """A high-entropy value under a key/token/secret-like variable name (the name itself is checked too)."""
+    return SecretRule(
+        rule_id,
+        "generic_api_key",
+        pattern,
+        0.6,
+        "entropy",
+        caseless=True,
+        min_entropy=3.2,
+        named=True,
+    )
+
 
 RULES: tuple[SecretRule, ...] = (
     # --- LLM providers -------------------------------------------------------------------
@@ -179,7 +206,7 @@ RULES: tuple[SecretRule, ...] = (
     SecretRule(
         "azure-app-config-connection",
         "azure_connection_string",
-        r"Endpoint=https://[a-z0-9\-]+\.azconfig\.io;\s*Id=[^;\s]{2,};\s*Secret=(?P<secret>[A-Za-z0-9+/=]{20,})",
+        r"(?:Endpoint=)?https://[a-z0-9\-]+\.azconfig\.io;\s*Id=[^;\s]{2,};\s*Secret=(?P<secret>[A-Za-z0-9+/=]{20,})",
         0.95,
     ),
     SecretRule(
@@ -293,6 +320,16 @@ RULES: tuple[SecretRule, ...] = (
         0.95,
     ),
     SecretRule(
+        "sourcegraph-legacy-token",
+        "sourcegraph_token",
+        r"sourcegraph[\w\-. ]{0,30}"
+        + _ASSIGN
+        + _Q
+        + r"(?P<secret>[a-fA-F0-9]{40})\b",
+        0.85,
+        caseless=True,
+    ),
+    SecretRule(
         "segment-token", "segment_token", r"\b(?P<secret>sgp_[A-Za-z0-9]{64})\b", 0.9
     ),
     SecretRule(
@@ -372,7 +409,7 @@ RULES: tuple[SecretRule, ...] = (
     SecretRule(
         "octopus-deploy-key",
         "octopus_key",
-        r"\b(?P<secret>API-[A-Z0-9]{26,32})\b",
+        r"\b(?P<secret>API-[A-Z0-9]{26})\b",
         0.85,
         "entropy",
         min_entropy=3.3,
@@ -596,7 +633,7 @@ RULES: tuple[SecretRule, ...] = (
     SecretRule(
         "tailscale-key",
         "tailscale_key",
-        r"(?P<secret>tskey-[a-z]+-[A-Za-z0-9]{6,}-[A-Za-z0-9]{16,})",
+        r"(?:^|[^A-Za-z])(?P<secret>tskey-[a-z]+-[A-Za-z0-9]{6,}-[A-Za-z0-9]{16,})",
         0.95,
     ),
     SecretRule(
@@ -653,6 +690,22 @@ RULES: tuple[SecretRule, ...] = (
         caseless=True,
     ),
     SecretRule(
+        "thingsboard-device-token",
+        "thingsboard_token",
+        r"/api/v1/(?P<secret>[A-Za-z0-9]{20})/(?:telemetry|attributes|rpc|claim)\b",
+        0.7,
+        "entropy",
+        min_entropy=3.0,
+    ),
+    SecretRule(
+        "truenas-api-key",
+        "truenas_api_key",
+        r"\b(?P<secret>\d{1,5}-[A-Za-z0-9]{64})\b",
+        0.85,
+        "entropy",
+        min_entropy=4.5,
+    ),
+    SecretRule(
         "salesforce-token",
         "salesforce_token",
         r"\b(?P<secret>00[A-Za-z0-9]{13}![A-Za-z0-9_.]{96})",
@@ -692,11 +745,212 @@ RULES: tuple[SecretRule, ...] = (
         0.85,
         caseless=True,
     ),
+    # --- more providers with a documented prefix ---------------------------------------------
+    SecretRule(
+        "openrouter-api-key",
+        "openrouter_api_key",
+        r"\b(?P<secret>sk-or-v1-[a-f0-9]{64})\b",
+        0.95,
+    ),
+    SecretRule("xai-api-key", "xai_api_key", r"\b(?P<secret>xai-[A-Za-z0-9]{80})\b", 0.95),
+    SecretRule(
+        "replicate-api-token",
+        "replicate_api_token",
+        r"\b(?P<secret>r8_[A-Za-z0-9]{37})\b",
+        0.9,
+        "entropy",
+        min_entropy=3.5,
+    ),
+    SecretRule(
+        "langsmith-api-key",
+        "langsmith_api_key",
+        r"\b(?P<secret>lsv2_(?:pt|sk)_[a-f0-9]{32}_[a-f0-9]{10})\b",
+        0.95,
+    ),
+    SecretRule(
+        "pinecone-api-key",
+        "pinecone_api_key",
+        r"\b(?P<secret>pcsk_[A-Za-z0-9]{4,8}_[A-Za-z0-9]{40,80})\b",
+        0.9,
+        "entropy",
+        min_entropy=3.5,
+    ),
+    SecretRule(
+        "elevenlabs-api-key",
+        "elevenlabs_api_key",
+        r"\b(?P<secret>sk_[a-f0-9]{48})\b",
+        0.8,
+        "entropy",
+        min_entropy=3.3,
+    ),
+    SecretRule(
+        "stripe-webhook-secret",
+        "stripe_key",
+        r"\b(?P<secret>whsec_[A-Za-z0-9+/]{32,64}={0,2})",
+        0.95,
+    ),
+    SecretRule(
+        "supabase-token",
+        "supabase_token",
+        r"\b(?P<secret>sbp_[a-f0-9]{40}|sb_secret_[A-Za-z0-9_\-]{31,64})\b",
+        0.95,
+    ),
+    SecretRule(
+        "heroku-api-key-v2",
+        "heroku_api_key",
+        r"\b(?P<secret>HRKU-[A-Za-z0-9_\-]{60})\b",
+        0.95,
+    ),
+    SecretRule(
+        "postman-api-key",
+        "postman_api_key",
+        r"\b(?P<secret>PMAK-[a-f0-9]{24}-[a-f0-9]{34})\b",
+        0.95,
+    ),
+    SecretRule(
+        "pulumi-token", "pulumi_token", r"\b(?P<secret>pul-[a-f0-9]{40})\b", 0.95
+    ),
+    SecretRule(
+        "sentry-token",
+        "sentry_token",
+        r"\b(?P<secret>sntrys_eyJ[A-Za-z0-9+/=_\-]{60,}|sntryu_[a-f0-9]{64})",
+        0.95,
+    ),
+    SecretRule(
+        "brevo-api-key",
+        "brevo_api_key",
+        r"\b(?P<secret>xkeysib-[a-f0-9]{64}-[A-Za-z0-9]{16})\b",
+        0.95,
+    ),
+    SecretRule(
+        "shippo-api-token",
+        "shippo_api_token",
+        r"\b(?P<secret>shippo_(?:live|test)_[a-f0-9]{40})\b",
+        0.95,
+    ),
+    SecretRule(
+        "bitbucket-app-password",
+        "bitbucket_token",
+        r"\b(?P<secret>ATBB[A-Za-z0-9_=.\-]{28,})",
+        0.9,
+        "entropy",
+        min_entropy=3.5,
+    ),
+    SecretRule(
+        "typeform-token",
+        "typeform_token",
+        r"\b(?P<secret>tfp_[A-Za-z0-9_\-=.]{59})",
+        0.9,
+    ),
+    SecretRule(
+        "planetscale-token",
+        "planetscale_token",
+        r"\b(?P<secret>pscale_(?:tkn|pw|oauth)_[A-Za-z0-9_\-=.]{32,64})",
+        0.95,
+    ),
+    SecretRule(
+        "flyio-token",
+        "flyio_token",
+        r"\b(?P<secret>fo1_[A-Za-z0-9_\-]{43}|fm[12][ar]?_[A-Za-z0-9+/]{100,}={0,3})",
+        0.95,
+    ),
+    SecretRule(
+        "flutterwave-secret-key",
+        "flutterwave_key",
+        r"\b(?P<secret>FLWSECK(?:_TEST)?-[a-h0-9]{32}-X)",
+        0.95,
+    ),
+    SecretRule(
+        "duffel-token",
+        "duffel_token",
+        r"\b(?P<secret>duffel_(?:test|live)_[A-Za-z0-9_\-=]{43})",
+        0.95,
+    ),
+    SecretRule(
+        "frameio-token",
+        "frameio_token",
+        r"\b(?P<secret>fio-u-[A-Za-z0-9_\-=]{64})",
+        0.95,
+    ),
+    SecretRule(
+        "readme-api-key",
+        "readme_api_key",
+        r"\b(?P<secret>rdme_[a-z0-9]{70})\b",
+        0.95,
+    ),
+    SecretRule(
+        "clojars-token",
+        "clojars_token",
+        r"\b(?P<secret>CLOJARS_[a-z0-9]{60})\b",
+        0.95,
+    ),
+    SecretRule(
+        "contentful-token",
+        "contentful_token",
+        r"\b(?P<secret>CFPAT-[A-Za-z0-9_\-=]{43})",
+        0.95,
+    ),
+    SecretRule(
+        "docker-hub-pat",
+        "docker_hub_token",
+        r"\b(?P<secret>dckr_pat_[A-Za-z0-9_\-]{27})",
+        0.95,
+    ),
+    SecretRule(
+        "alibaba-access-key-id",
+        "alibaba_access_key",
+        r"\b(?P<secret>LTAI[A-Za-z0-9]{12,20})\b",
+        0.85,
+        "entropy",
+        min_entropy=3.3,
+    ),
+    SecretRule(
+        "tencent-secret-id",
+        "tencent_secret_id",
+        r"\b(?P<secret>AKID[A-Za-z0-9]{32})\b",
+        0.85,
+        "entropy",
+        min_entropy=3.5,
+    ),
+    SecretRule(
+        "azure-sas-signature",
+        "azure_sas_token",
+        r"[?&]sv=\d{4}-\d{2}-\d{2}&[^\s\"'<>]{0,300}?\bsig=(?P<secret>[A-Za-z0-9%+/]{40,}(?:%3D|=){0,2})",
+        0.9,
+    ),
+    SecretRule(
+        "google-oauth-refresh-token",
+        "google_oauth_refresh_token",
+        r"\b(?P<secret>1//0[A-Za-z0-9_\-]{40,})",
+        0.85,
+        "entropy",
+        min_entropy=3.5,
+    ),
+    SecretRule(
+        "firebase-fcm-server-key",
+        "firebase_fcm_key",
+        r"\b(?P<secret>AAAA[A-Za-z0-9_\-]{7}:APA91b[A-Za-z0-9_\-]{134})",
+        0.95,
+    ),
+    SecretRule(
+        "slack-app-token",
+        "slack_token",
+        r"\b(?P<secret>xapp-\d-[A-Z0-9]{8,14}-\d{8,16}-[a-f0-9]{32,64})\b",
+        0.95,
+    ),
+    SecretRule(
+        "asana-pat",
+        "asana_token",
+        r"\b(?P<secret>[12]/\d{10,20}(?:/\d{10,20})?:[A-Za-z0-9]{32})\b",
+        0.9,
+        "entropy",
+        min_entropy=3.3,
+    ),
     # --- keys, tokens and hashes with a structure -----------------------------------------
     SecretRule(
         "jwt",
         "jwt",
-        r"\b(?P<secret>eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{20,})",
+        r"(?:\b|_)(?P<secret>eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{20,})",
         0.85,
     ),
     SecretRule(
@@ -775,7 +1029,7 @@ RULES: tuple[SecretRule, ...] = (
     SecretRule(
         "url-credentials",
         "connection_string_password",
-        r"""\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|redis|rediss|amqps?|mssql|sqlserver|oracle|jdbc:[a-z]+|ftp|sftp|smtp|https?|ldaps?|sidekiq|nats|kafka)://[^\s:@/'"]{0,100}:(?P<secret>[^\s@/'"]{3,200})@[^\s'"]{3,}""",
+        r"""\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|redis|rediss|amqps?|mssql|sqlserver|oracle|jdbc:[a-z]+|ftp|sftp|smtp|https?|ldaps?|sidekiq|nats|kafka)://(?P<user>[^\s:@/'"]{0,100}):(?P<secret>[^\s@/'"]{3,200})@[^\s'"]{3,}""",
         0.9,
         "password",
         caseless=True,
@@ -842,13 +1096,41 @@ RULES: tuple[SecretRule, ...] = (
         "password",
     ),
     # --- generic assignments and context -------------------------------------------------
+    # XML / config elements: <password>...</password>, <add key="ApiKey" value="..."/>.
+    SecretRule(
+        "xml-password-element",
+        "generic_password",
+        r"<[\w.:\-]{0,30}" + _PASSWORD_NAMES + r">\s*(?P<secret>[^<>\s]{4,128})\s*</",
+        0.7,
+        "password",
+        caseless=True,
+    ),
+    SecretRule(
+        "xml-secret-element",
+        "generic_api_key",
+        r"<[\w.:\-]{0,30}" + _KEY_NAMES + r">\s*(?P<secret>[^<>\s]{10,256})\s*</",
+        0.6,
+        "entropy",
+        caseless=True,
+        min_entropy=3.2,
+    ),
+    SecretRule(
+        "config-key-value-attribute",
+        "generic_password",
+        r"""\b(?:key|name)\s*=\s*["'][\w.:\-]{0,40}"""
+        + _ANY_SECRET_NAME
+        + r"""["']\s+value\s*=\s*["'](?P<secret>[^"'\s]{4,256})["']""",
+        0.7,
+        "password",
+        caseless=True,
+    ),
     SecretRule(
         "generic-password",
         "generic_password",
         _PASSWORD_NAMES
         + r"""[A-Za-z0-9_]{0,12}"""
         + _ASSIGN
-        + r"""["'`](?P<secret>[^"'`\s]{4,128})["'`]""",
+        + r"""\\?["'`](?P<secret>[^"'\s]{3,127}[^"'\s\\])\\?["'`]""",
         0.7,
         "password",
         caseless=True,
@@ -856,7 +1138,7 @@ RULES: tuple[SecretRule, ...] = (
     SecretRule(
         "generic-password-unquoted",
         "generic_password",
-        _PASSWORD_NAMES + r"""\s*[=:]\s*(?P<secret>[^"'`\s;,]{6,128})""",
+        _BARE_PASSWORD_NAMES + r"""\s*[=:]\s*(?P<secret>[^"'`\s;,]{6,128})""",
         0.6,
         "bare_password",
         caseless=True,
@@ -885,15 +1167,42 @@ RULES: tuple[SecretRule, ...] = (
         "password",
         caseless=True,
     ),
-    SecretRule(
+    _generic_key(
         "generic-api-key",
-        "generic_api_key",
         _KEY_NAMES
-        + r"""(?:_?id|_?\d{1,2})?"""
+        + r"(?:_?id|_?\d{1,2})?"
         + _ASSIGN
         + _Q
-        + r"""(?P<secret>[A-Za-z0-9_\-+/.=~!@#%^&*]{10,256})""",
-        0.6,
+        + "(?P<secret>"
+        + _TOKEN_CHARS
+        + "{10,256})",
+    ),
+    # Quoted values may hold any printable character ("7`D'}/vY)T;W..."): one rule per quote kind.
+    _generic_key(
+        "generic-api-key-double-quoted",
+        _KEY_NAMES + _ASSIGN + r'"(?P<secret>[^"\s]{10,256})"',
+    ),
+    _generic_key(
+        "generic-api-key-single-quoted",
+        _KEY_NAMES + _ASSIGN + r"'(?P<secret>[^'\s]{10,256})'",
+    ),
+    # A name/value pair passed as two arguments: setenv("API_KEY", "..."), buildConfigField(..., 'API_KEY', '"..."').
+    _generic_key(
+        "generic-key-argument",
+        r"""["'`][\w\-.]{0,30}"""
+        + _ANY_SECRET_NAME
+        + r"""["'`]\s*,\s*\\?["'`]{1,2}(?P<secret>"""
+        + _TOKEN_CHARS
+        + r"""{10,256})\\?["'`]""",
+    ),
+    # Terraform: variable "db_password" { ... default = "..." }
+    SecretRule(
+        "terraform-variable-default",
+        "generic_api_key",
+        r"""\bvariable\s+"[\w\-]{0,40}"""
+        + _ANY_SECRET_NAME
+        + r"""[\w\-]{0,20}"\s*\{[^}]{0,300}?\bdefault\s*=\s*"(?P<secret>[^"\s]{8,256})\"""",
+        0.7,
         "entropy",
         caseless=True,
         min_entropy=3.2,
@@ -906,5 +1215,6 @@ RULES: tuple[SecretRule, ...] = (
         "entropy",
         caseless=True,
         min_entropy=4.0,
+        named=True,
     ),
 )

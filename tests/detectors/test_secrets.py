@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from detectors.secrets import SecretsDetector, looks_like_placeholder, shannon_entropy
+from detectors.secrets import (
+    SecretsDetector,
+    looks_like_placeholder,
+    looks_sequential,
+    shannon_entropy,
+)
 
 # A fixed pseudo-random alphabet soup, sliced to the lengths each format needs.
 _SOUP = "q7Rt2VxK9mPzL4wN8bYc3HfJ6dGs1TkQe5UaZ0oMvXiB7nCrW2hEyF9jDlS4gA8uPtK3xNb6LmQz1RcV5wHs0eJ"
@@ -96,6 +101,68 @@ CASES = [
         "redis url",
         "redis" + "://:" + "Pz4" + "kTn8Vw@" + "cache.internal:6379/0",
         "connection_string_password",
+    ),
+    ("openrouter key", "sk-" + "or-v1-" + hexs(64), "openrouter_api_key"),
+    ("xai key", "xa" + "i-" + soup(80), "xai_api_key"),
+    ("replicate token", "r8" + "_" + soup(37), "replicate_api_token"),
+    (
+        "langsmith key",
+        "lsv2" + "_pt_" + hexs(32) + "_" + hexs(10, 3),
+        "langsmith_api_key",
+    ),
+    ("pinecone key", "pcsk" + "_" + soup(6) + "_" + soup(60, 7), "pinecone_api_key"),
+    ("elevenlabs key", "sk" + "_" + hexs(48), "elevenlabs_api_key"),
+    ("stripe webhook secret", "whsec" + "_" + soup(32), "stripe_key"),
+    ("supabase token", "sb" + "p_" + hexs(40), "supabase_token"),
+    ("heroku v2 key", "HR" + "KU-" + soup(60), "heroku_api_key"),
+    ("postman key", "PM" + "AK-" + hexs(24) + "-" + hexs(34, 5), "postman_api_key"),
+    ("pulumi token", "pu" + "l-" + hexs(40), "pulumi_token"),
+    ("sentry user token", "sntry" + "u_" + hexs(64), "sentry_token"),
+    ("brevo key", "xkey" + "sib-" + hexs(64) + "-" + soup(16), "brevo_api_key"),
+    ("shippo token", "shippo" + "_live_" + hexs(40), "shippo_api_token"),
+    ("bitbucket app password", "AT" + "BB" + soup(32), "bitbucket_token"),
+    ("typeform token", "tf" + "p_" + soup(59), "typeform_token"),
+    ("planetscale token", "pscale" + "_tkn_" + soup(43), "planetscale_token"),
+    ("fly.io token", "fo" + "1_" + soup(43), "flyio_token"),
+    (
+        "flutterwave secret key",
+        "FLW" + "SECK_TEST-" + hexs(32) + "-X",
+        "flutterwave_key",
+    ),
+    ("duffel token", "duffel" + "_test_" + soup(43), "duffel_token"),
+    ("frame.io token", "fio" + "-u-" + soup(64), "frameio_token"),
+    ("readme key", "rd" + "me_" + soup(70).lower(), "readme_api_key"),
+    ("clojars token", "CLO" + "JARS_" + soup(60).lower(), "clojars_token"),
+    ("contentful token", "CF" + "PAT-" + soup(43), "contentful_token"),
+    ("docker hub pat", "dckr" + "_pat_" + soup(27), "docker_hub_token"),
+    ("alibaba key id", "LT" + "AI" + soup(20), "alibaba_access_key"),
+    ("tencent secret id", "AK" + "ID" + soup(32), "tencent_secret_id"),
+    (
+        "azure sas url",
+        "https://acct.blob.core.windows.net/c/b.txt?sv="
+        + "2022-11-02&ss=b&sp=r&se=2026-01-01T00:00:00Z&s"
+        + "ig="
+        + soup(43)
+        + "%3D",
+        "azure_sas_token",
+    ),
+    ("google refresh token", "1/" + "/0" + soup(60), "google_oauth_refresh_token"),
+    (
+        "firebase fcm server key",
+        "AAAA" + soup(7) + ":APA" + "91b" + soup(134),
+        "firebase_fcm_key",
+    ),
+    (
+        "slack app token",
+        "xa" + "pp-1-" + soup(10).upper() + "-4729163805-" + hexs(64),
+        "slack_token",
+    ),
+    ("asana pat", "1/" + "1204958372615048:" + soup(32), "asana_token"),
+    ("truenas key", "7-" + soup(64), "truenas_api_key"),
+    (
+        "jwt behind an underscore-joined prefix",
+        "gh" + "s_" + "48213_" + "ey" + "JhbGciOiJSUzI1NiJ9" + ".ey" + "JpYXQiOjE3MDAwMDAwMDB9." + soup(43),
+        "jwt",
     ),
     (
         "amqp url",
@@ -217,3 +284,86 @@ def test_entropy_and_placeholder_helpers() -> None:
     assert looks_like_placeholder("xxxxxxxxxxxx")
     assert looks_like_placeholder("YOUR_API_KEY")
     assert not looks_like_placeholder(soup(32))
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        # quoted values may hold any punctuation, quotes of the other kind included
+        ("jwt_secret: \"" + "7`D'}/vY)T;W" + soup(30) + "[$_q^?{\"", "7`D'}/vY)T;W"),
+        ("signing_secret = '" + "q\"9]" + soup(28, 4) + "!~'", 'q"9]'),
+        # JSON-escaped quotes around a password
+        ('{"php": "$password = \\"Gl4ss-0nion7\\";"}', "Gl4ss-0nion7"),
+        # a backtick inside a single-quoted password
+        ("password = '`Zq81Kwp-Tr'", "`Zq81Kwp-Tr"),
+        # name and value passed as two arguments
+        ("os.environ.setdefault('SERVICE_API_KEY', '" + soup(32, 21) + "')", soup(32, 21)),
+        (
+            "buildConfigField 'String', 'MAPS_TOKEN', '\"" + hexs(32, 9) + "\"'",
+            hexs(32, 9),
+        ),
+        # Terraform variable with a literal default
+        (
+            'variable "billing_api_token" {\n  type = string\n  default = "'
+            + soup(40, 17)
+            + '"\n}',
+            soup(40, 17),
+        ),
+        # XML and .NET configuration
+        ("<db><password>Vk2#pL9qRw</password></db>", "Vk2#pL9qRw"),
+        ('<add key="PaymentGatewaySecret" value="Hq7TzP2wK9" />', "Hq7TzP2wK9"),
+        # a vendor keyword in front of a bare legacy token
+        ("sourcegraph: " + hexs(40, 11), hexs(40, 11)),
+        # ThingsBoard devices post with their access token in the path
+        ("POST https://tb.local/api/v1/" + soup(20, 30) + "/telemetry", soup(20, 30)),
+        # a password that starts with "#" but is no selector
+        ("Server=db;User ID=app;Password=#g3ts0m3;", "#g3ts0m3"),
+    ],
+)
+def test_generic_credential_shapes_are_found(
+    detector: SecretsDetector, text: str, secret: str
+) -> None:
+    found = detector.scan(text)
+    assert any(secret in text[f.start : f.end] for f in found), found
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # public keys and identifiers are not secrets
+        'DOTENV_PUBLIC_KEY="' + hexs(66, 4) + '"',
+        'export AUTH0_CLIENT_ID="' + soup(32, 40) + '"',
+        '  "credentialId": "' + soup(22, 50) + '",',
+        # shown cut off or masked
+        "export OP_TOKEN=" + "ops_" + "eyJ" + soup(30) + "...",
+        '"token4": "xo' + 'xp-572370529330-573807301142-572331691188-####################"',
+        # keyboard-walk filler in a generic assignment
+        "licenseKey=a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6q7r8",
+        '"token": "dapi1234567890abcdef1234567890"',
+        # user name repeated as password: a default demo account
+        "postgres" + "://postgres:postgres@localhost:5432/app",
+        # a CSS selector and a route assigned to password-ish names
+        'this.addPassword = "#add-password";',
+        "put '/forgot-password' => \"cms/sites/passwords#update\"",
+        # a tailscale-looking run inside a longer word
+        "xts" + "key-api-" + soup(12) + "-" + soup(24, 3),
+        # a list of variable names after a key-ish name
+        "Variables: `POSTGRES_PASSWORD`, `CF_R2_ACCESS_KEY_ID`, `CF_R2_ENDPOINT_URL`",
+        # "pass" at the end of a longer word is no password name
+        "Agent B owns did:moltpass:mp-k3v9q2",
+        # URLs assigned to auth-ish names carry no secret of their own
+        'const MONGO_NO_AUTH = "mongodb://localhost:27017/database";',
+    ],
+)
+def test_non_secrets_next_to_secret_names_are_rejected(
+    detector: SecretsDetector, text: str
+) -> None:
+    assert detector.scan(text) == []
+
+
+def test_sequential_filler_helper() -> None:
+    assert looks_sequential("1234567890")
+    assert looks_sequential("a1b2c3d4e5f6g7")
+    assert looks_sequential("xyzABCDEFq")
+    assert not looks_sequential(soup(40))
+    assert not looks_sequential(hexs(32))
