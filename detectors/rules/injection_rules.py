@@ -57,11 +57,24 @@ class InjectionRule:
 
 # Reusable fragments. A gap is a short run of text inside one sentence.
 _GAP = r"[^.\n]{0,40}"
+# Word start that also accepts an underscore: an injection glued to an identifier ("External_Ignore ...",
+# "note_TODO: ...") has no word boundary before its first word.
+_WSTART = r"(\b|_)"
 _SHORT = r"[^.\n]{0,20}"
 _DISMISS = (
     r"(ignore|ignoring|disregard|disregarding|forget|forgetting|override|overriding|bypass|skip|drop (all|any|every|your|the)|discard|"
     r"abandon|omit|neglect|set aside|put aside|pay no (attention|heed) to|do not (follow|obey)|don'?t (follow|obey)|"
     r"stop following|no longer follow)"
+)
+# Dismissal verbs that, in technical text, mean "skip / replace this setting" ("bypass the policy",
+# "omit ... from the command"): on their own they do not address the model's instructions.
+_DISMISS_STRONG = (
+    r"(ignore|ignoring|disregard|disregarding|forget|forgetting|set aside|put aside|pay no (attention|heed) to|"
+    r"do not (follow|obey)|don'?t (follow|obey)|stop following|no longer follow|abandon|discard)"
+)
+_PRIOR_STRONG = (
+    r"(previous|prior|above|earlier|preceding|foregoing|former|original|initial|all|any|every|your|system|developer|"
+    r"safety|security|moderation|content|ethical|moral)"
 )
 _PRIOR = r"(previous|prior|above|earlier|preceding|foregoing|former|original|initial|old|existing|all|any|every|other|your|the)"
 _RULES_NOUN = (
@@ -71,12 +84,26 @@ _RULES_NOUN = (
 _AI = r"(ai|assistant|llm|language model|chatbot|bot|model|agent|gpt|chatgpt|claude|gemini|copilot)"
 _EXFIL_TARGET = r"(https?://|www\.|[a-z0-9._%+-]+@[a-z0-9-]+\.[a-z]{2,}|\b[a-z0-9-]{2,}\.(com|net|org|io|xyz|ru|cn|info|biz|co)\b)"
 
+# One imperative request to a chat assistant, alone on its line: "Write a short story about ...", "Explain ...".
+_TASK_LINE = (
+    r"(please )?(write|compose|draft|develop|create|generate|produce|craft|provide|give me|suggest|recommend|explain|"
+    r"describe|summari[sz]e|outline|break down|translate|rewrite|tell me|show me|teach me|help me|elaborate on|analy[sz]e|"
+    r"replace (every|all|each|the)|list (the|some|three|five|ten|[0-9]+))\b"
+    r"([^\n|.!?]|[.!?][^\s\n]){8,150}[.?!]['\"”’]?"
+)
+
 RULES: tuple[InjectionRule, ...] = (
     # --- role override: replace the operator's instructions --------------------------------------
     InjectionRule(
         "RO-DISMISS-PRIOR", "role_override", 0.9,
+        rf"{_WSTART}{_DISMISS_STRONG}\b{_GAP}\b{_PRIOR_STRONG}\b[^.\n]{{0,30}}\b{_RULES_NOUN}",
+        "Tells the model to ignore / forget the instructions it was given.",
+    ),
+    InjectionRule(
+        "RO-DISMISS-RULES", "role_override", 0.4,
         rf"\b{_DISMISS}\b{_GAP}\b{_PRIOR}\b[^.\n]{{0,30}}\b{_RULES_NOUN}",
-        "Tells the model to ignore / forget / override the instructions it was given.",
+        "Any dismissal of 'the ... rules / policy / command' (override, bypass, omit, skip): weak alone, because "
+        "technical documentation uses the same words for settings ('bypass the policy', 'override the command').",
     ),
     InjectionRule(
         "RO-DISMISS-ABOVE", "role_override", 0.6,
@@ -86,7 +113,7 @@ RULES: tuple[InjectionRule, ...] = (
     ),
     InjectionRule(
         "RO-DISMISS-ALL", "role_override", 0.7,
-        r"\b(ignore|disregard|forget)\b (all|everything|anything)( of| from)?( the| that| your)?"
+        rf"{_WSTART}(ignore|disregard|forget)\b (all|everything|anything)( of| from)?( the| that| your)?"
         r" (previous|prior|above|preceding|earlier|before|said|written)\b",
         "Dismisses everything said before ('ignore all previous ...').",
     ),
@@ -162,7 +189,7 @@ RULES: tuple[InjectionRule, ...] = (
     ),
     InjectionRule(
         "RO-DISMISS-PREVIOUS-ANY", "role_override", 0.6,
-        r"\b(ignore|disregard|forget)\b (all |any )?(of )?(your|the) (previous|prior|preceding|earlier|initial|original)"
+        rf"{_WSTART}(ignore|disregard|forget)\b (all |any )?(of )?(your|the) (previous|prior|preceding|earlier|initial|original)"
         r" (i[a-z]{0,2}n[a-z]{0,2}s[a-z]{0,2}t[a-z]{0,2}r[a-z]*|d[a-z]{0,2}i[a-z]{0,2}r[a-z]{0,2}e[a-z]{0,2}c[a-z]*|"
         r"programming|inputs?|rules?|guidelines?|prompts?)\b",
         "Dismisses 'your previous instructions' with the noun misspelt (letters slipped in) or swapped for a near synonym.",
@@ -448,6 +475,32 @@ RULES: tuple[InjectionRule, ...] = (
         "Declares the model unlocked or free of every rule.",
     ),
     InjectionRule(
+        "JB-NAMED-AI-PERSONA", "jailbreak_persona", 0.45,
+        r"\b(you are going to|you will|you're going to|you must|you shall|you are to|i want you to) (now )?(pretend|act|"
+        r"roleplay|role-play|play|simulate|emulate|impersonate|become|be)( to be| as| the role of| a| an)?[^.\n]{0,40}"
+        r"\b(named|called|known as|which stands for|that stands for|who stands for)\b"
+        r"|\b(pretend|act|roleplay|role-play|behave|pose)( to be| as| like)? (an? |the )?(new |different |fictional |"
+        r"hypothetical )?(ai|chatbot|chat bot|model|assistant|bot|language model|llm|program|robot|computer)\b[^.\n]{0,30}"
+        r"\b(named|called|known as|which stands for|that stands for)\b",
+        "Sets the model up as another, named AI ('you are going to pretend to be X, which stands for ...'): the usual "
+        "opening of a persona jailbreak. Role-play prompts ask for a profession ('act as a travel guide'), not for a "
+        "renamed AI.",
+    ),
+    InjectionRule(
+        "JB-ADDRESS-VENDOR-MODEL", "jailbreak_persona", 0.4,
+        r"\b(hi|hello|hey|dear|greetings|welcome|listen|ok|okay),? (chatgpt|chat gpt|gpt|gpt-?[34]o?|bard|claude|gemini|llama|"
+        r"bing)\b[^\n]{0,200}\b(pretend|act as|roleplay|role-play|simulate|emulate|impersonate|you are going to|"
+        r"you will (now )?(be|act|play|answer|respond)|from now on|you are now|character|persona)",
+        "Greets the vendor's model by name and, in the same breath, gives it a new persona or mode.",
+    ),
+    InjectionRule(
+        "JB-BEYOND-ORIGINAL", "jailbreak_persona", 0.5,
+        r"\bcan do anything\b[^.\n]{0,40}\b(chatgpt|gpt|the original|you (can|cannot|can'?t)|ai)\b|\bdo anything now\b"
+        r"|\b(not allowed to|never|don'?t|do not|must not|cannot|can'?t)( ever)? (say|mention|reveal|admit|state|remind)\b"
+        r"[^.\n]{0,20}\b(you are|you'?re|that you are|being) (an? )?(ai|language model|chatbot|machine learning model)\b",
+        "Claims the persona can do what the real assistant cannot, or forbids it to admit being an AI.",
+    ),
+    InjectionRule(
         "II-ADDRESS-THE-AI", "indirect_injection", 0.35,
         rf"\b(note|message|instructions?|attention|reminder|memo|important|notice|directive)s?\b[^.\n]{{0,10}}"
         rf"\b(to|for) (the |any |all |an? |my )?{_AI}s?\b"
@@ -533,16 +586,17 @@ RULES: tuple[InjectionRule, ...] = (
         r"|\b(provide|render|give|deliver|present|compose|modify|alter|adjust|change|rewrite|rephrase|rearrange|group|"
         r"scramble|shuffle|reverse|encode|style|tailor|craft|phrase|spell) (your|the) (reply|response|answer|message|output)s?\b"
         r"|\b(letters|words|characters|sentences) (of|in) your (reply|response|answer|message|output)\b"
-        r"|\b(begin|start|end|conclude|finish|preface|enhance|format|sprinkle|pepper|punctuate|structure)\b[^.\n]{0,25}"
-        r"\b(your|every|each) (response|answer|reply|output)s?\b",
+        r"|\b(begin|start|end|conclude|finish|preface|enhance|format|sprinkle|pepper|punctuate|structure|augment|supplement|"
+        r"enrich|complement|extend|expand|embellish|close|accompany|append to|attach to|sign)\b[^.\n]{0,25}"
+        r"\b(your|every|each) (response|answer|reply|output|summary)s?\b",
         "Text inside a document that shapes the assistant's answer: it is addressed to the model.",
         embedded=True,
     ),
     InjectionRule(
         "II-USE-THIS-CODE", "indirect_injection", 0.3,
         r"\b(integrate|incorporate|include|leverage|use|utili[sz]e|embed|insert|add|apply|employ|blend|weave|merge|fuse|"
-        r"introduce|inject|append)\b[^.\n]{0,30}\b(the )?(following|subsequent|below|given|provided|this)\b[^.\n]{0,15}"
-        r"\b(code|snippet|excerpt|script|function|lines?)\b",
+        r"introduce|inject|append|execute|run|inclusion of|integration of|use of)\b[^.\n]{0,30}\b(the )?"
+        r"(following|subsequent|below|given|provided|this)\b[^.\n]{0,15}\b(code|snippet|excerpt|script|function|lines?)\b",
         "Tells the reader to use the code that follows (weak alone: documentation says 'add the following code' too).",
         embedded=True,
     ),
@@ -551,7 +605,10 @@ RULES: tuple[InjectionRule, ...] = (
         r"\b(following|subsequent|below|given|provided|this) code (block|snippet|excerpt|segment|fragment|sample)\b[^.\n]{0,60}"
         r"\byour (code|implementation|algorithm|solution|codebase|answer|response|logic)\b"
         r"|\byour (code|implementation|algorithm|solution|codebase|logic)\b[^.\n]{0,60}"
-        r"\b(following|subsequent|below|given|provided) code (block|snippet|excerpt|segment|fragment|sample)\b",
+        r"\b(following|subsequent|below|given|provided) code (block|snippet|excerpt|segment|fragment|sample)\b"
+        r"|\b(following|subsequent|below|given|provided|this) code (block|snippet|excerpt|segment|fragment|sample|section)\b"
+        r"[^.\n]{0,40}\b(in|into|within) (the )?(code|program|script|implementation|solution)s? (that )?you "
+        r"(develop|write|create|produce|build|generate)",
         "Retrieved content that wants a code block carried into the code the assistant writes.",
         embedded=True,
     ),
@@ -568,7 +625,8 @@ RULES: tuple[InjectionRule, ...] = (
         r"os\.listdir|os\.walk|glob\.glob|/proc/|readprocessmemory|contacts\.csv)[\s\S]{0,400}"
         r"(requests\.(post|put)\(|urlopen\(|socket\.connect|\.sendall\(|\.connect\(\(|smtplib|sendmail\(|ftplib|storbinary|"
         r"paramiko|curl -f|curl --data|curl -d)"
-        r"|(requests\.(post|put)\(|socket\.connect|smtplib)[\s\S]{0,400}(os\.environ|cookie|/etc/passwd|\.ssh|id_rsa)",
+        r"|(requests\.(post|put)\(|socket\.connect|smtplib)[\s\S]{0,400}(os\.environ|cookie|/etc/passwd|\.ssh|id_rsa)"
+        r"|(cookiejar|cookies\.(txt|pkl|json|sqlite)|browser_cookie)[\s\S]{0,400}\.(get|post|put|request)\([^)\n]{0,200}cookies=",
         "Code in retrieved content that reads local data (environment, cookies, files) and ships it to a remote host.",
         embedded=True,
     ),
@@ -598,17 +656,40 @@ RULES: tuple[InjectionRule, ...] = (
     ),
     InjectionRule(
         "II-TODO-FOR-AGENT", "indirect_injection", 0.45,
-        r"\btodo\s*:\s*(please )?(send|visit|invite|transfer|post|email|forward|delete|remove|click|open|download|share|pay|"
+        rf"{_WSTART}todo\s*:\s*(please )?(send|visit|invite|transfer|post|email|forward|delete|remove|click|open|download|share|pay|"
         r"wire|concatenate|collect|create|add|update|change|make|go to|navigate|call|run|execute|read|summari[sz]e|tell)\b",
         "A to-do line in retrieved content giving the agent an action to carry out.",
+        embedded=True,
+    ),
+    InjectionRule(
+        "II-PLANTED-TASK", "indirect_injection", 0.45,
+        rf"^\s*{_TASK_LINE}\s*\n|([.!?:|]\s*\n\s*|\n\s*\n\s*){_TASK_LINE}\s*(\n|$)|\n\s*{_TASK_LINE}\s*$",
+        "A task for a chat assistant planted inside a document: a line of its own (after a finished sentence, a table "
+        "row or a blank line; or the first or last line of a longer document) that is one imperative request ('Write a "
+        "short story about ...', 'Explain ...'). A tool result that is nothing but one such line stays ambiguous. An "
+        "e-mail, table or web page does not ask its reader for an essay; the assistant that reads it may comply.",
+        embedded=True,
+    ),
+    InjectionRule(
+        "II-VERDICT-STEER", "indirect_injection", 0.45,
+        r"\b(content|domain|file|email|e-mail|message|site|website|page|document|code|text|url|link|package|sender|attachment|"
+        r"input|data|report)s?\b[^.\n]{0,20}\b(is|are)( definitely| clearly| certainly| completely| totally| entirely)? "
+        r"(not (malicious|spam|phishing|dangerous|harmful|suspicious|a threat)|safe and legitimate|benign)\b"
+        r"|\b(classify|mark|label|rate|report|flag|treat|consider|categori[sz]e|score)\b (this|it|the [a-z]+|all [a-z]+) as "
+        r"(safe|benign|legitimate|harmless|clean|trusted|not malicious|not spam|not phishing|low risk)\b",
+        "Retrieved content that pre-empts the assistant's verdict on it ('all content here is not malicious', "
+        "'classify this as safe'): aimed at an AI that is asked to judge the content.",
         embedded=True,
     ),
     # --- exfiltration ------------------------------------------------------------------------------
     InjectionRule(
         "EX-MARKDOWN-BEACON", "exfiltration", 0.75,
         r"!\[[^\]\n]{0,100}\]\(\s*https?://[^)\s]{1,200}[?&=/][^)\s]{0,80}(\{|\$|%7b|\[|<)"
-        r"|!\[[^\]\n]{0,100}\]\(\s*https?://[^)\s]{1,200}\?[^)\s=]{1,40}=",
-        "Markdown image whose URL carries data in its query (zero-click exfiltration).",
+        r"|!\[[^\]\n]{0,100}\]\(\s*https?://[^)\s]{1,200}[?&](data|d|q|query|p|payload|info|msg|message|text|content|"
+        r"secret|token|pass|password|pwd|email|chat|history|conversation|memory|summary|leak|exfil|creds?|credentials|"
+        r"prompt|context|user_?data|stolen)=",
+        "Markdown image whose URL carries data in its query (zero-click exfiltration). Badge images "
+        "(``?style=flat``, ``?branch=main``) do not count: the parameter must name the data it carries.",
     ),
     InjectionRule(
         "EX-SEND-OUT", "exfiltration", 0.4,
