@@ -54,12 +54,21 @@ _KEY_NAMES = (
     r"client[_\-.]?secret|access[_\-.]?token|auth[_\-.]?token|refresh[_\-.]?token|bearer[_\-.]?token|token|"
     r"private[_\-.]?key|signing[_\-.]?key|encryption[_\-.]?key|master[_\-.]?key|credentials?|auth|key|pat)"
 )
-_ASSIGN = r"""\s*["'`]?\s*(?:=>|:=|[:=])\s*"""
+_ASSIGN = r"""\s*["'`]?\]?\s*(?:=>|:=|[:=])\s*"""  # also config["API_KEY"] = ...
 # An unquoted password needs its name to start a word or follow "_" ("DB_PASS=", not "bypass:").
 _BARE_PASSWORD_NAMES = r"(?:password|passwd|passphrase|pwd|(?:\b|_)pass|db_?pass)"
+# An Authorization header in HTTP, in a dict/JSON literal or as two arguments, up to its scheme.
+_AUTH_HEADER = r"""Authorization["'`]?\s*(?:=>|[:=,])\s*["'`]?"""
 # Value characters of a generic token (no quotes, spaces, separators of code).
 _TOKEN_CHARS = r"[A-Za-z0-9_\-+/.=~!@#%^&*]"
 _ANY_SECRET_NAME = "(?:" + _KEY_NAMES + "|" + _PASSWORD_NAMES + ")"
+
+
+def _password(rule_id: str, pattern: str, confidence: float) -> SecretRule:
+    """A literal in a password position (any case of the surrounding syntax), checked as a password."""
+    return SecretRule(
+        rule_id, "generic_password", pattern, confidence, "password", caseless=True
+    )
 
 
 def _generic_key(rule_id: str, pattern: str) -> SecretRule:
@@ -718,6 +727,12 @@ RULES: tuple[SecretRule, ...] = (
         0.9,
     ),
     SecretRule(
+        "laravel-app-key",
+        "laravel_app_key",
+        r"""APP_KEY\s*[=:]\s*["']?(?P<secret>base64:[A-Za-z0-9+/]{43}=)""",
+        0.95,
+    ),
+    SecretRule(
         "django-secret-key",
         "django_secret_key",
         r"SECRET_KEY" + _ASSIGN + r"""["'](?P<secret>[^"'\s]{40,60})["']""",
@@ -1045,7 +1060,7 @@ RULES: tuple[SecretRule, ...] = (
     SecretRule(
         "basic-auth-header",
         "http_basic_auth",
-        r"""Authorization:\s*Basic\s+(?P<secret>[A-Za-z0-9+/]{8,}={0,2})""",
+        _AUTH_HEADER + r"""Basic\s+(?P<secret>[A-Za-z0-9+/]{8,}={0,2})""",
         0.85,
         "entropy",
         caseless=True,
@@ -1054,7 +1069,7 @@ RULES: tuple[SecretRule, ...] = (
     SecretRule(
         "bearer-auth-header",
         "http_bearer_token",
-        r"""Authorization:\s*Bearer\s+(?P<secret>[A-Za-z0-9_\-.~+/]{16,}=*)""",
+        _AUTH_HEADER + r"""(?:Bearer|Token)\s+(?P<secret>[A-Za-z0-9_\-.~+/]{16,}=*)""",
         0.85,
         "entropy",
         caseless=True,
@@ -1081,6 +1096,11 @@ RULES: tuple[SecretRule, ...] = (
         "bare_password",
         caseless=True,
     ),
+    _password(
+        "sql-identified-by",
+        r"""\bIDENTIFIED\s+(?:WITH\s+\w+\s+)?BY\s+(?:PASSWORD\s+)?["'](?P<secret>[^"'\s]{4,128})["']""",
+        0.85,
+    ),
     SecretRule(
         "network-credential",
         "dotnet_credentials",
@@ -1097,13 +1117,10 @@ RULES: tuple[SecretRule, ...] = (
     ),
     # --- generic assignments and context -------------------------------------------------
     # XML / config elements: <password>...</password>, <add key="ApiKey" value="..."/>.
-    SecretRule(
+    _password(
         "xml-password-element",
-        "generic_password",
         r"<[\w.:\-]{0,30}" + _PASSWORD_NAMES + r">\s*(?P<secret>[^<>\s]{4,128})\s*</",
         0.7,
-        "password",
-        caseless=True,
     ),
     SecretRule(
         "xml-secret-element",
@@ -1114,26 +1131,20 @@ RULES: tuple[SecretRule, ...] = (
         caseless=True,
         min_entropy=3.2,
     ),
-    SecretRule(
+    _password(
         "config-key-value-attribute",
-        "generic_password",
         r"""\b(?:key|name)\s*=\s*["'][\w.:\-]{0,40}"""
         + _ANY_SECRET_NAME
         + r"""["']\s+value\s*=\s*["'](?P<secret>[^"'\s]{4,256})["']""",
         0.7,
-        "password",
-        caseless=True,
     ),
-    SecretRule(
+    _password(
         "generic-password",
-        "generic_password",
         _PASSWORD_NAMES
         + r"""[A-Za-z0-9_]{0,12}"""
         + _ASSIGN
         + r"""\\?["'`](?P<secret>[^"'\s]{3,127}[^"'\s\\])\\?["'`]""",
         0.7,
-        "password",
-        caseless=True,
     ),
     SecretRule(
         "generic-password-unquoted",
@@ -1143,21 +1154,15 @@ RULES: tuple[SecretRule, ...] = (
         "bare_password",
         caseless=True,
     ),
-    SecretRule(
+    _password(
         "prose-password",
-        "generic_password",
         r"""\bpass(?:word|phrase|code)?\b[^\n.]{0,40}?\b(?:is|was)\s*["'](?P<secret>[^"'\s]{4,64})["']""",
         0.6,
-        "password",
-        caseless=True,
     ),
-    SecretRule(
+    _password(
         "password-literal-argument",
-        "generic_password",
         r"""\bpassword\s*\(?\s*["'](?P<secret>[^"'\s]{4,128})["']""",
         0.6,
-        "password",
-        caseless=True,
     ),
     SecretRule(
         "generic-secret-comparison",

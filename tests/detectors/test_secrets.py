@@ -316,6 +316,12 @@ def test_entropy_and_placeholder_helpers() -> None:
         ("sourcegraph: " + hexs(40, 11), hexs(40, 11)),
         # ThingsBoard devices post with their access token in the path
         ("POST https://tb.local/api/v1/" + soup(20, 30) + "/telemetry", soup(20, 30)),
+        # subscript assignment, an Authorization header inside a dict literal, SQL and Laravel
+        ("app.config['SECRET_KEY'] = '" + hexs(32, 8) + "'", hexs(32, 8)),
+        ('headers = {"Authorization": "Bearer ' + hexs(40, 2) + '"}', hexs(40, 2)),
+        ("conn.setRequestHeader('Authorization', 'Token " + soup(20, 3) + "')", soup(20, 3)),
+        ("CREATE USER app IDENTIFIED BY 'Mq7-wPz2v';", "Mq7-wPz2v"),
+        ("APP_KEY=base64:" + soup(43, 12) + "=", soup(43, 12)),
         # a password that starts with "#" but is no selector
         ("Server=db;User ID=app;Password=#g3ts0m3;", "#g3ts0m3"),
     ],
