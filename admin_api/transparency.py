@@ -1,7 +1,8 @@
 """The transparency log service: signed tree heads, inclusion and consistency proofs.
 
-Tree math and the signed message format live in `casemate_verify` (the standalone verifier),
-so server and auditor share one definition.
+The signed message format and the reference tree math live in `casemate_verify` (the standalone
+verifier). Heads and proofs are computed by `admin_api.tlog_tree` from the log's stored complete
+subtrees, O(log n) rows and hashes each, byte-identical to the reference functions.
 
 Signing key: Ed25519, derived from the server master secret with the label
 `transparency-log/v{N}` (`AdminSettings.transparency_key_version`, default 1). Rotation: raise
@@ -15,15 +16,16 @@ from __future__ import annotations
 import base64
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from admin_api import tlog_tree
 from admin_api.settings import AdminSettings
 from admin_api.store import Store
-from casemate_verify.merkle import consistency_proof, inclusion_proof, root_hash
 from casemate_verify.sth import TreeHead, key_id_of, sth_message
 from pipeline.secrets_box import derive_key
 
@@ -64,10 +66,13 @@ class TransparencyLog:
         """Every public key that signed or signs heads, newest last."""
         return [k.describe(k is self.current_key) for k in self._keys]
 
+    def _nodes(self, log_id: str) -> tlog_tree.NodeFetch:
+        return partial(self._store.tree_nodes, log_id)
+
     async def sign_head(self, log_id: str) -> TreeHead:
         """Sign the log as it stands now and keep the head."""
-        leaves = await self._store.leaf_hashes(log_id)
-        return await self._sign(log_id, len(leaves), root_hash(leaves))
+        size = await self._store.log_size(log_id)
+        return await self._sign(log_id, size, await tlog_tree.root(self._nodes(log_id), size))
 
     async def _sign(self, log_id: str, size: int, root: bytes) -> TreeHead:
         key = self.current_key
@@ -94,16 +99,15 @@ class TransparencyLog:
 
     async def inclusion(self, log_id: str, index: int, tree_size: int) -> list[bytes]:
         """The audit path of leaf `index` in the tree of `tree_size` leaves (IndexError when outside)."""
-        leaves = await self._store.leaf_hashes(log_id, tree_size)
-        if len(leaves) < tree_size:
+        if tree_size > await self._store.log_size(log_id):
             raise IndexError("tree size beyond the log")
-        return inclusion_proof(leaves, index)
+        return await tlog_tree.inclusion(self._nodes(log_id), index, tree_size)
 
     async def consistency(self, log_id: str, first: int, second: int) -> list[bytes]:
-        leaves = await self._store.leaf_hashes(log_id, second)
-        if len(leaves) < second or first > second:
+        """The proof that the tree of `first` leaves is a prefix of the tree of `second` (IndexError when outside)."""
+        if first > second or second > await self._store.log_size(log_id):
             raise IndexError("tree sizes outside the log")
-        return consistency_proof(leaves, first)
+        return await tlog_tree.consistency(self._nodes(log_id), first, second)
 
 
 TLOG: web.AppKey[TransparencyLog] = web.AppKey("transparency_log", TransparencyLog)

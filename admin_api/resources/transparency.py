@@ -79,7 +79,9 @@ async def inclusion_proof(ctx: Ctx) -> Any:
         proof = await tlog.inclusion(log_id, index, size)
     except IndexError:
         raise not_found("leaf") from None
-    leaf = (await ctx.store.leaf_hashes(log_id, index + 1))[index]
+    leaf = await ctx.store.leaf_hash_at(log_id, index)
+    if leaf is None:
+        raise not_found("leaf")
     return {"leaf_index": index, "tree_size": size, "leaf_hash": leaf.hex(), "proof": [p.hex() for p in proof],
             "sth": None if head is None else head.to_json()}
 

@@ -2,8 +2,9 @@
 
 Each tenant has its own log (`log_id` = tenant id); events without a tenant go to the log
 "platform". Leaves are appended by `write_audit_events` in the transaction that stores the
-events (see `EventsRepo`), so no stored event is outside the log. Retention may delete an
-event later; its leaf stays, marked purged, so the tree and every signed head remain valid.
+events (see `EventsRepo`), so no stored event is outside the log, together with the tree
+nodes the new leaves complete (see `TreeNodesRepo`). Retention may delete an event later; its
+leaf stays, marked purged, so the tree and every signed head remain valid.
 """
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from typing import Any
 
 from admin_api.ids import new_id
 from admin_api.store.backend import Conn
-from admin_api.store.base import StoreBase
 from admin_api.store.codec import utcnow
+from admin_api.store.tlog_nodes import APPEND_LOCK, TreeNodesRepo
 from casemate_verify.canonical import leaf_hash
 
 PLATFORM_LOG = "platform"
@@ -31,7 +32,7 @@ def event_dict(row: Sequence[Any]) -> dict[str, Any]:
     return dict(zip(keys, row, strict=True))
 
 
-class TransparencyRepo(StoreBase):
+class TransparencyRepo(TreeNodesRepo):
     async def _unseen(self, conn: Conn, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """The rows whose event id is neither stored yet nor repeated earlier in the batch."""
         seen: set[str] = set()
@@ -48,36 +49,42 @@ class TransparencyRepo(StoreBase):
         return fresh
 
     async def _append_leaves(self, conn: Conn, rows: list[tuple[Any, ...]]) -> None:
-        """Append one leaf per new event row, in batch order, inside the caller's transaction.
+        """Append one leaf per new event row, in batch order, inside the caller's transaction, and
+        store the tree nodes the new leaves complete.
 
         `seq` numbers leaves across all logs in commit order (writers hold one lock), so the event
         dispatcher can follow it without skipping a late commit.
         """
         if not rows:
             return
-        nxt: dict[str, int] = {}
+        appended: dict[str, tuple[int, list[bytes]]] = {}   # log -> (first new leaf index, new leaf hashes)
         seq = int(await conn.fetchval("SELECT coalesce(max(seq), 0) FROM tlog_leaves"))
         leaves = []
         for row in rows:
             log = log_id_for(row[1])
-            if log not in nxt:
+            if log not in appended:
                 top = await conn.fetchval("SELECT max(leaf_index) FROM tlog_leaves WHERE log_id = $1", log)
-                nxt[log] = 0 if top is None else int(top) + 1
+                appended[log] = (0 if top is None else int(top) + 1, [])
+            start, hashes = appended[log]
             seq += 1
-            leaves.append((log, nxt[log], seq, row[0], leaf_hash(event_dict(row))))
-            nxt[log] += 1
+            hashes.append(leaf_hash(event_dict(row)))
+            leaves.append((log, start + len(hashes) - 1, seq, row[0], hashes[-1]))
         await conn.executemany(
             "INSERT INTO tlog_leaves (log_id, leaf_index, seq, event_id, leaf_hash) VALUES ($1, $2, $3, $4, $5)", leaves)
+        for log, (start, hashes) in appended.items():
+            await self._store_appended_nodes(conn, log, start, hashes)
 
     async def backfill_transparency(self, batch: int = 500) -> int:
-        """Append leaves for events stored before the log existed (oldest first); returns how many."""
+        """Append leaves for events stored before the log existed (oldest first), after catching up the
+        tree nodes of logs that grew before nodes were stored; returns how many leaves were added."""
         from admin_api.store.events import audit_row
 
+        await self.backfill_tree_nodes()
         added = 0
         while True:
             async with self.db.transaction() as conn:
                 if self.dialect == "postgres":
-                    await conn.execute("SELECT pg_advisory_xact_lock(7420114)")
+                    await conn.execute(f"SELECT pg_advisory_xact_lock({APPEND_LOCK})")
                 found = await conn.fetch(
                     "SELECT e.* FROM audit_events e LEFT JOIN tlog_leaves l ON l.event_id = e.id"
                     " WHERE l.event_id IS NULL ORDER BY e.id LIMIT $1", batch)
@@ -101,6 +108,12 @@ class TransparencyRepo(StoreBase):
                 "SELECT leaf_hash FROM tlog_leaves WHERE log_id = $1 AND leaf_index < $2 ORDER BY leaf_index",
                 log_id, size)
         return [bytes(r["leaf_hash"]) for r in rows]
+
+    async def leaf_hash_at(self, log_id: str, index: int) -> bytes | None:
+        """The hash of one leaf, or None beyond the log."""
+        value = await self.db.fetchval(
+            "SELECT leaf_hash FROM tlog_leaves WHERE log_id = $1 AND leaf_index = $2", log_id, index)
+        return None if value is None else bytes(value)
 
     async def leaf_of_event(self, log_id: str, event_id: str) -> int | None:
         return await self.db.fetchval(
