@@ -37,7 +37,7 @@ from typing import Any
 import orjson
 import yaml
 
-from bench.loadgen import LoadResult, LoadSpec, chat_body, run
+from bench.loadgen import NONCE, LoadResult, LoadSpec, chat_body, run
 
 __all__ = ["BenchConfig", "main", "process_cpu_seconds"]
 
@@ -59,13 +59,14 @@ class ScenarioFailed(RuntimeError):
 class BenchConfig:
     json_requests: int = 5000
     stream_requests: int = 1000
+    mcp_requests: int = 1000
     warmup_requests: int = 400
     concurrency: int = 16
     phase_seconds: float = 20.0
     warmup_seconds: float = 5.0
     body_bytes: int = 1024
     stream_chunk_delay_ms: int = 1
-    total_budget_s: float = 270.0
+    total_budget_s: float = 330.0
     casemate: bool = True
 
 
@@ -280,6 +281,7 @@ class _Bench:
                 self.fail("bare_hop_stream", str(exc))
             if self.config.casemate:
                 self.run_casemate(mock_url, mock_pid)
+                self.run_mcp(mock_url)
 
     def run_casemate(self, mock_url: str, mock_pid: int) -> None:
         runs: list[tuple[str, int, set[int] | None, dict[str, str], bool, dict[str, Any] | None]] = [
@@ -324,9 +326,55 @@ class _Bench:
         except ScenarioFailed as exc:
             self.fail(name, str(exc))
 
+    # -- MCP firewall (issue 5): tools/call straight to a real MCP server, then through Casemate's /mcp --
+    def run_mcp(self, mock_url: str) -> None:
+        """`mcp_direct` and `casemate_mcp`: one connection (no queueing), so the difference of the two
+        latencies is the time the firewall adds to a `tools/call` (check, relay, result scan)."""
+        names = ("mcp_direct", "casemate_mcp")
+        if time.monotonic() - self.started > self.config.total_budget_s:
+            for name in names:
+                self.fail(name, f"skipped: the run exceeded its {self.config.total_budget_s:.0f}s budget")
+            return
+        port = _free_port()
+        upstream = f"http://127.0.0.1:{port}/mcp"
+        argv = [sys.executable, "-m", "bench.mcp_upstream", "--port", str(port)]
+        try:
+            with _serve("mcp_upstream", argv, self.workdir, upstream, cores=self.client_cores,
+                        ready_status=frozenset({400, 405, 406})) as up:
+                self.mcp_scenario("mcp_direct", upstream, {}, up.proc.pid, up.proc.pid)
+                with self.casemate("casemate_mcp", mock_url, 1, self.proxy_cores, {}, None,
+                                   {"mcp": {"upstream_url": upstream}}) as (server, url, key):
+                    proxy = url.rsplit("/v1/", 1)[0] + "/mcp"
+                    auth = {"Authorization": f"Bearer {key}", "X-Casemate-Agent-Id": "bench-agent"}
+                    self.mcp_scenario("casemate_mcp", proxy, auth, server.proc.pid, up.proc.pid)
+        except ScenarioFailed as exc:
+            for name in names:
+                if name not in self.scenarios:
+                    self.fail(name, str(exc))
+
+    def mcp_scenario(self, name: str, url: str, auth: Mapping[str, str], pid: int, upstream_pid: int) -> None:
+        print(f"  {name} ...", flush=True)
+        c = self.config
+        headers = {**auth, "Accept": "application/json, text/event-stream"}
+        try:
+            session = _mcp_session(url, headers)
+        except OSError as exc:
+            self.fail(name, f"MCP initialize failed: {exc}")
+            return
+        if session:
+            headers["Mcp-Session-Id"] = session
+        measured = LoadSpec(url=url, body=MCP_CALL, headers=headers, concurrency=1,
+                            requests=c.mcp_requests, duration_s=c.phase_seconds)
+        warmup = replace(measured, requests=min(c.warmup_requests, 200), duration_s=c.warmup_seconds)
+        try:
+            self.scenarios[name] = _measure(name, measured, warmup, pid, upstream_pid)
+        except ScenarioFailed as exc:
+            self.fail(name, str(exc))
+
     @contextmanager
     def casemate(self, name: str, mock_url: str, workers: int, cores: set[int] | None,
-                 env: Mapping[str, str], policy: dict[str, Any] | None = None) -> Iterator[tuple[_Server, str, str]]:
+                 env: Mapping[str, str], policy: dict[str, Any] | None = None,
+                 extra: Mapping[str, Any] | None = None) -> Iterator[tuple[_Server, str, str]]:
         binary = Path(sys.executable).with_name("casemate")
         if not binary.exists():
             found = shutil.which("casemate")
@@ -350,12 +398,35 @@ class _Bench:
         }
         if policy is not None:
             config["policy"] = policy
+        config.update(extra or {})
         config_path = self.workdir / f"{name}.yaml"
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         argv = [str(binary), "serve", "--config", str(config_path), "--role", "proxy", "--workers", str(workers)]
         url = f"http://127.0.0.1:{port}"
         with _serve(name, argv, self.workdir, f"{url}/ready", cores=cores, env=env, ready_timeout_s=60) as server:
             yield server, f"{url}/v1/chat/completions", key
+
+
+# a typical read-only tool call; the JSON-RPC id is unique per request (the load generator's nonce)
+MCP_CALL = (b'{"jsonrpc":"2.0","id":' + NONCE + b',"method":"tools/call",'
+            b'"params":{"name":"get_weather","arguments":{"city":"Paris"}}}')
+
+
+def _mcp_session(url: str, headers: Mapping[str, str]) -> str | None:
+    """Run the MCP handshake (initialize, notifications/initialized); the session id the server gave."""
+    def post(doc: dict[str, Any], session: str | None) -> tuple[str | None, bytes]:
+        h = {**headers, "Content-Type": "application/json"}
+        if session:
+            h["Mcp-Session-Id"] = session
+        request = urllib.request.Request(url, data=orjson.dumps(doc), headers=h, method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.headers.get("Mcp-Session-Id"), response.read()
+
+    session, _ = post({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "casemate-bench", "version": "1"}}},
+        None)
+    post({"jsonrpc": "2.0", "method": "notifications/initialized"}, session)
+    return session
 
 
 CORE_POLICY: dict[str, Any] = {"injection": {"enabled": False}, "pii": {"enabled": False},
@@ -387,7 +458,12 @@ def _derive(scenarios: dict[str, dict[str, Any]]) -> dict[str, float | None]:
             s["ttft_added_ms"] = round(s["ttft_p50_ms"] - b["ttft_p50_ms"], 3)
             if s.get("ttft_idle_p50_ms") is not None and b.get("ttft_idle_p50_ms") is not None:
                 s["ttft_idle_added_ms"] = round(s["ttft_idle_p50_ms"] - b["ttft_idle_p50_ms"], 3)
+    mcp, mcp_direct = scenarios.get("casemate_mcp"), scenarios.get("mcp_direct")
+    if mcp and mcp_direct and mcp.get("p50_ms") is not None and mcp_direct.get("p50_ms") is not None:
+        mcp["added_p50_ms"] = round(mcp["p50_ms"] - mcp_direct["p50_ms"], 3)
+        mcp["added_p99_ms"] = round(mcp["p99_ms"] - mcp_direct["p99_ms"], 3)
     return {
+        "mcp_added_p50_ms": (mcp or {}).get("added_p50_ms"),
         "cpu_per_req_vs_bare_hop": _ratio(scenarios.get("casemate"), scenarios.get("bare_hop"), "cpu_us_per_req"),
         "core_cpu_per_req_vs_bare_hop": _ratio(scenarios.get("casemate_core"), scenarios.get("bare_hop"),
                                                "cpu_us_per_req"),
@@ -420,7 +496,8 @@ def _machine(pinned: bool, usable_cores: int) -> dict[str, Any]:
 _COLUMNS = (("scenario", None), ("rps", "rps"), ("p50 ms", "p50_ms"), ("p99 ms", "p99_ms"),
             ("CPU µs/req", "cpu_us_per_req"), ("upstream µs/req", "upstream_cpu_us_per_req"),
             ("TTFT p50 ms", "ttft_p50_ms"), ("TTFT added ms", "ttft_added_ms"),
-            ("idle TTFT ms", "ttft_idle_p50_ms"), ("idle TTFT added ms", "ttft_idle_added_ms"), ("errors", "errors"))
+            ("idle TTFT ms", "ttft_idle_p50_ms"), ("idle TTFT added ms", "ttft_idle_added_ms"),
+            ("MCP added p50 ms", "added_p50_ms"), ("errors", "errors"))
 
 
 def _rows(scenarios: dict[str, dict[str, Any]]) -> list[list[str]]:

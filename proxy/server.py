@@ -6,6 +6,7 @@ SIGTERM / SIGINT: stop accepting, drain in-flight requests and streams (up to
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import shutil
@@ -132,6 +133,7 @@ async def run_worker(settings: Settings, index: int, *, mock_port: int | None = 
             await r.setup()
             await web.TCPSite(r, settings.admin_host, settings.admin_port).start()
             runners.append(r)
+    freeze_heap()
     log.info("worker %d listening (proxy %s:%d, role %s)", index, settings.host, settings.port, settings.role)
     if ready is not None:
         ready()
@@ -143,6 +145,18 @@ async def run_worker(settings: Settings, index: int, *, mock_port: int | None = 
     if mock_runner is not None:
         await mock_runner.cleanup()
     log.info("worker %d stopped", index)
+
+
+def freeze_heap() -> None:
+    """Move everything built at start-up (detector databases, Presidio's recognizers, the app) out of
+    the garbage collector's reach.
+
+    Those objects live as long as the process; without this, every full collection walks hundreds of
+    thousands of them in the middle of a request (measured: a fifth of the MCP path's time). Before a
+    fork it also keeps the shared pages shared (the collector writes to every object it visits).
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _admin_app(rt: Any) -> Any:
@@ -177,6 +191,7 @@ def serve(settings: Settings, *, mock_port: int | None = None, banner: str | Non
     from proxy.detection import build_detectors
 
     detectors = build_detectors() if settings.role in ("all", "proxy") else None   # once, shared by forks
+    freeze_heap()
 
     def announce() -> None:
         if banner:

@@ -3,13 +3,20 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
+import tempfile
+import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
 REDIS_URL = os.environ.get("CASEMATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+ROOT = Path(__file__).resolve().parents[1]
 PG_URL = os.environ.get("CASEMATE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
@@ -39,3 +46,32 @@ async def redis_client():
     async for k in client.scan_iter(match=prefix + "*"):
         await client.delete(k)
     await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def mcp_upstream() -> Iterator[str]:
+    """A real MCP server (bench/mcp_upstream.py, the `mcp` SDK) on 127.0.0.1; its /mcp URL."""
+    port = free_port()
+    log = tempfile.TemporaryFile()       # a file, not a pipe: a full pipe would stall the server's access log
+    proc = subprocess.Popen([sys.executable, "-m", "bench.mcp_upstream", "--port", str(port)], cwd=ROOT,
+                            stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            if proc.poll() is not None:
+                log.seek(0)
+                raise RuntimeError(log.read().decode(errors="replace")) from None
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        raise RuntimeError("MCP upstream did not start")
+    yield f"http://127.0.0.1:{port}/mcp"
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()

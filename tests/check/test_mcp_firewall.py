@@ -1,11 +1,8 @@
 """MCP round trip: the official `mcp` SDK client -> Casemate /mcp -> a real MCP server (subprocess, 127.0.0.1)."""
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -16,40 +13,12 @@ from mcp.client.streamable_http import create_mcp_http_client, streamable_http_c
 from mcp.shared.exceptions import MCPError
 
 from tests.check.conftest import KEY_A, Proxy, start_proxy
-from tests.conftest import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tests.check.mcp_upstream", "--port", str(port)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError((proc.stdout.read() if proc.stdout else b"").decode(errors="replace")) from None
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        raise RuntimeError("MCP upstream did not start")
-    yield f"http://127.0.0.1:{port}/mcp"
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 @pytest.fixture
-async def mcp_proxy(upstream: str, tmp_path: Path, detectors: Any, monkeypatch: pytest.MonkeyPatch
+async def mcp_proxy(mcp_upstream: str, tmp_path: Path, detectors: Any, monkeypatch: pytest.MonkeyPatch
                     ) -> AsyncIterator[Proxy]:
-    monkeypatch.setenv("CASEMATE_MCP_UPSTREAM_URL", upstream)
+    monkeypatch.setenv("CASEMATE_MCP_UPSTREAM_URL", mcp_upstream)
     p, client = await start_proxy(tmp_path, detectors)
     try:
         yield p

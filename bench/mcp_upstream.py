@@ -1,6 +1,8 @@
-"""A small real MCP server (the `mcp` SDK's MCPServer, streamable HTTP) used as the firewall's upstream.
+"""A small real MCP server (the `mcp` SDK's MCPServer, streamable HTTP): the MCP firewall's upstream in
+the tests (tests/check/test_mcp_firewall.py) and in `make bench` (the `mcp_direct` / `casemate_mcp`
+scenarios).
 
-    python -m tests.check.mcp_upstream --port 9931
+    python -m bench.mcp_upstream --port 9931
 """
 from __future__ import annotations
 
