@@ -4,7 +4,8 @@ Node (level, idx) of a log is MTH of its leaves [idx * 2**level, (idx + 1) * 2**
 `admin_api.tlog_tree`); level 0 is the leaf hash in `tlog_leaves`, levels >= 1 live here.
 Appending leaves stores the nodes they complete in the same transaction, after reading back
 the O(log n) nodes on the log's right edge. Nodes are never changed or deleted (retention
-purges events, never leaves).
+purges events, never leaves), except that a log whose nodes break the invariant below (rows
+deleted by hand) has them rebuilt from its leaves.
 
 Logs whose leaves predate the table (or were appended without nodes) are caught up from their
 leaves: eagerly by `backfill_tree_nodes` at startup, and lazily by any append or read that
@@ -87,7 +88,8 @@ class TreeNodesRepo(StoreBase):
         built = 0 if top is None else 2 * (int(top) + 1)
         try:
             frontier = Frontier.of(built, await self._fetch_nodes(conn, log_id, span_nodes(0, built)))
-        except KeyError:                  # the invariant does not hold (nodes deleted by hand): start over
+        except KeyError:                  # the invariant does not hold (nodes deleted by hand): rebuild the log
+            await conn.execute("DELETE FROM tlog_nodes WHERE log_id = $1", log_id)
             frontier = Frontier(0)
         stop = end
         if limit is not None:

@@ -225,3 +225,13 @@ async def test_node_lookups_probe_the_primary_key_instead_of_scanning_the_log(tm
         await store.close()
     assert not [step for step in plan if step.startswith("SCAN")], plan
     assert "SEARCH tlog_nodes USING PRIMARY KEY (log_id=? AND level=? AND idx=?)" in plan
+
+
+async def test_nodes_deleted_by_hand_below_the_right_edge_are_rebuilt_from_the_leaves(store: Store) -> None:
+    tlog = TransparencyLog(store, MASTER_KEY)
+    await store.write_audit_events(_events("t-z", 37, "z"))
+    async with store.db.transaction() as conn:     # the right edge of 37 = 32 + 4 + 1 loses its 32-leaf subtree
+        await conn.execute("DELETE FROM tlog_nodes WHERE log_id = $1 AND level = 5", "t-z")
+    assert await _assert_matches_reference(store, tlog, "t-z", random.Random(3)) == 37
+    assert await store.db.fetchval("SELECT count(*) FROM tlog_nodes WHERE log_id = $1", "t-z") == sum(
+        37 >> k for k in range(1, 6))
