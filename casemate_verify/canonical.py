@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+_AS_IS = frozenset({str, bool, type(None)})     # exact types that normalise to themselves
 _INT_LIMIT = 2**63          # larger integers do not survive every JSON store: they become strings
 EVENT_FIELDS = ("id", "tenant_id", "ts", "actor", "action", "resource_type", "resource_id", "outcome",
                 "request_id", "details")
@@ -31,10 +32,11 @@ def normalize_json(value: Any) -> Any:
     kind = type(value)
     if kind is str or value is None or kind is bool:      # the common cases, without the isinstance chain
         return value
-    if kind is dict:
-        return {k if type(k) is str else str(k): normalize_json(v) for k, v in value.items()}
+    if kind is dict:      # scalar members are kept without a call each
+        return {k if type(k) is str else str(k): v if type(v) in _AS_IS else normalize_json(v)
+                for k, v in value.items()}
     if kind is list:
-        return [normalize_json(v) for v in value]
+        return [v if type(v) in _AS_IS else normalize_json(v) for v in value]
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     if isinstance(value, int):

@@ -120,7 +120,7 @@ class AuditWriter:
         while self._q:
             n = min(self._batch, len(self._q))
             batch = [self._q.popleft() for _ in range(n)]
-            if not await self._write(batch):
+            if not await self._write(batch, fresh=True):
                 rest = batch + list(self._q)
                 self._q.clear()
                 self._spill(rest, reason="store_down")
@@ -139,17 +139,19 @@ class AuditWriter:
             except Exception:  # noqa: BLE001 - accounting is best effort
                 log.warning("token accounting failed")
 
-    async def _write_batch(self, batch: list[tuple[dict[str, Any] | None, dict[str, Any]]]) -> None:
+    async def _write_batch(self, batch: list[tuple[dict[str, Any] | None, dict[str, Any]]],
+                           fresh: bool = False) -> None:
         events = [e for e, _ in batch if e]
         if events:
-            await self._store.write_audit_events(events)
+            await self._store.write_audit_events(events, fresh=fresh)
         rows = [r for _, r in batch if r]
         if rows:
             await self._store.write_gateway_requests(rows)
 
-    async def _write(self, batch: list[tuple[dict[str, Any] | None, dict[str, Any]]]) -> bool:
+    async def _write(self, batch: list[tuple[dict[str, Any] | None, dict[str, Any]]], fresh: bool = False) -> bool:
+        """Write a batch (`fresh`: straight from the queue, first attempt); False when it must be spilled."""
         try:
-            await self._write_batch(batch)
+            await self._write_batch(batch, fresh)
         except Exception as exc:  # noqa: BLE001 - any store failure spills to the journal
             if not await self._store_answers():
                 log.warning("audit store unavailable (%s); spilling %d events to the journal",

@@ -64,8 +64,12 @@ def request_row(r: Row) -> dict[str, Any]:
 class EventsRepo(TransparencyRepo):
     # ---- audit ---------------------------------------------------------------------------------
 
-    async def write_audit_events(self, events: list[dict[str, Any]]) -> None:
+    async def write_audit_events(self, events: list[dict[str, Any]], *, fresh: bool = False) -> None:
         """Insert a batch; an event whose id is already stored is skipped (replays are safe).
+
+        `fresh=True` says the batch was never offered to the store before (new ids, first attempt),
+        which skips the look-up of already stored ids. Should the caller be wrong, the unique event id
+        of the log's leaves refuses the batch as a whole, and a retry without `fresh` sorts it out.
 
         Keys: id (made if absent), tenant_id, ts (datetime, unix seconds or RFC 3339), actor, action,
         resource_type, resource_id, outcome, request_id, details. Each new event gets its
@@ -85,9 +89,10 @@ class EventsRepo(TransparencyRepo):
         async with self.db.transaction() as conn:
             if self.dialect == "postgres":   # leaf indexes are assigned in commit order
                 await conn.execute("SELECT pg_advisory_xact_lock(7420114)")
-            rows = await self._unseen(conn, rows)
-            if not rows:
-                return
+            if not fresh:
+                rows = await self._unseen(conn, rows)
+                if not rows:
+                    return
             await conn.executemany(
                 "INSERT INTO audit_events (id, tenant_id, ts, actor, action, resource_type, resource_id, outcome,"
                 " request_id, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING",

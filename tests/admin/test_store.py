@@ -1,14 +1,22 @@
 """Repository behaviour on both backends (the `store` fixture runs each test on SQLite and PostgreSQL)."""
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
+import asyncpg
 import pytest
 
 from admin_api.ids import new_id
 from admin_api.store import ConflictError, NotFoundError, Store, StoreError
+from admin_api.store.backend import Conn
 from admin_api.store.codec import utcnow
 from pipeline.secrets_box import hash_api_key
+from tests.admin.conftest import PG_URL
 
 HASH_KEY = b"h" * 32
 RAW = "cm_live_ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmn"
@@ -402,6 +410,25 @@ async def test_audit_insert_is_idempotent_on_id(store: Store) -> None:
     assert page.items[-1]["details"] == {"after": {"n": 1}}
 
 
+async def test_a_fresh_batch_wrongly_marked_fresh_is_refused_whole_and_a_plain_retry_stores_it_once(
+        store: Store) -> None:
+    t = await store.create_tenant("a")
+
+    def event() -> dict:
+        return {"id": new_id(), "tenant_id": t["id"], "ts": utcnow(), "actor": "user:1", "action": "key.create",
+                "resource_type": "api_key", "resource_id": "k1", "outcome": "success", "details": {}}
+
+    stored = event()
+    await store.write_audit_events([stored], fresh=True)             # the writer's first attempt
+    batch = [stored, event()]                                          # a replay claiming to be fresh
+    with pytest.raises(Exception):
+        await store.write_audit_events(batch, fresh=True)
+    assert await store.log_size(t["id"]) == 1                          # nothing of the refused batch landed
+    await store.write_audit_events(batch)
+    assert await store.log_size(t["id"]) == 2                          # one leaf per event, none doubled
+    assert (await store.list_audit_events(t["id"])).total_count == 2
+
+
 async def test_audit_events_filter_and_are_scoped(store: Store) -> None:
     a = await store.create_tenant("a")
     b = await store.create_tenant("b")
@@ -535,8 +562,6 @@ async def test_ping_answers(store: Store) -> None:
 
 
 async def test_concurrent_writes_get_distinct_ordered_sequence_numbers(store: Store) -> None:
-    import asyncio
-
     start = (await store.load_directory()).seq
     tenants = await asyncio.gather(*(store.create_tenant(f"c{i}") for i in range(8)))
     changes = await store.changes_since(start)
@@ -565,3 +590,155 @@ async def test_rotation_reseals_webhook_and_notification_secrets_too(store: Stor
     assert await store.rotate_encryption(old_master) == 2
     assert await store.webhook_secret(t["id"], hook["id"]) == "whsec-rotate-me"
     assert await store.integration_secret(t["id"], "email") == "smtp-pw"
+
+
+# ---- transactions under cancellation -----------------------------------------------------------
+# A task cancelled inside `transaction()` (client gone, timeout, shutdown) must leave the writer
+# outside any transaction, with nothing of its work committed, so the next write goes through.
+
+
+async def _scratch(store: Store) -> None:
+    async with store.db.transaction() as conn:
+        await conn.execute("CREATE TABLE scratch (id TEXT PRIMARY KEY, grp TEXT NOT NULL)")
+
+
+async def _insert(conn: Conn, row_id: str, group: str = "a") -> None:
+    await conn.execute("INSERT INTO scratch (id, grp) VALUES ($1, $2)", row_id, group)
+
+
+async def _next_write_commits(store: Store) -> dict[str, str]:
+    """Write one more row, then return every row: the writer must not be stuck in the cancelled transaction."""
+    async with store.db.transaction() as conn:
+        await _insert(conn, "next")
+    return {r["id"]: r["grp"] for r in await store.db.fetch("SELECT id, grp FROM scratch")}
+
+
+def _slow_sql(store: Store) -> str:
+    if store.dialect == "postgres":
+        return "SELECT pg_sleep(30)"
+    return ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000000)"
+            " SELECT count(*) FROM c")
+
+
+async def _writer_inside(store: Store, then: Callable[[Conn], Awaitable[Any]]) -> asyncio.Task[None]:
+    """A task that inserts a row in a transaction and then awaits `then(conn)`; returned once it is there."""
+    inside = asyncio.Event()
+
+    async def write() -> None:
+        async with store.db.transaction() as conn:
+            await _insert(conn, "cancelled")
+            inside.set()
+            await then(conn)
+
+    task = asyncio.create_task(write())
+    await asyncio.wait_for(inside.wait(), 5)
+    await asyncio.sleep(0.1)
+    return task
+
+
+async def _cancelled(task: asyncio.Task[None], times: int = 1) -> None:
+    for _ in range(times):
+        task.cancel()
+        await asyncio.sleep(0)
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_a_write_cancelled_while_awaiting_inside_the_transaction_leaves_nothing(store: Store) -> None:
+    await _scratch(store)
+    await _cancelled(await _writer_inside(store, lambda _conn: asyncio.Event().wait()))
+    assert await _next_write_commits(store) == {"next": "a"}
+
+
+async def test_a_write_cancelled_during_a_slow_statement_is_rolled_back_promptly(store: Store) -> None:
+    await _scratch(store)
+    started = time.monotonic()
+    await _cancelled(await _writer_inside(store, lambda conn: conn.fetchval(_slow_sql(store))))
+    assert await _next_write_commits(store) == {"next": "a"}
+    assert time.monotonic() - started < 5.0          # the slow statement was interrupted, not waited out
+
+
+async def test_a_write_cancelled_again_and_again_during_its_rollback_still_leaves_the_writer_clean(
+    store: Store,
+) -> None:
+    await _scratch(store)
+    await _cancelled(await _writer_inside(store, lambda conn: conn.fetchval(_slow_sql(store))), times=5)
+    assert await _next_write_commits(store) == {"next": "a"}
+
+
+async def test_a_write_cancelled_while_waiting_for_a_lock_held_elsewhere_leaves_nothing(store: Store) -> None:
+    """SQLite: BEGIN IMMEDIATE waits for another connection's write lock; PostgreSQL: a row lock."""
+    await _scratch(store)
+    async with store.db.transaction() as conn:
+        await _insert(conn, "locked")
+    waiting = asyncio.Event()
+
+    async def write() -> None:
+        waiting.set()
+        async with store.db.transaction() as conn:
+            await conn.execute("UPDATE scratch SET grp = $1 WHERE id = $2", "b", "locked")
+            await _insert(conn, "cancelled")
+
+    async def cancel_while_blocked() -> None:
+        task = asyncio.create_task(write())
+        await asyncio.wait_for(waiting.wait(), 5)
+        await asyncio.sleep(0.2)
+        await _cancelled(task)
+
+    if store.dialect == "sqlite":
+        other = sqlite3.connect(store.db.path, isolation_level=None)   # type: ignore[attr-defined]
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            await cancel_while_blocked()
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+    else:
+        pg = await asyncpg.connect(PG_URL, server_settings={"search_path": store.db.schema})  # type: ignore[attr-defined]
+        try:
+            async with pg.transaction():
+                await pg.execute("SELECT * FROM scratch WHERE id = 'locked' FOR UPDATE")
+                await cancel_while_blocked()
+        finally:
+            await pg.close()
+    assert await _next_write_commits(store) == {"locked": "a", "next": "a"}
+
+
+async def test_cancelling_half_of_many_concurrent_writers_keeps_every_transaction_whole(store: Store) -> None:
+    await _scratch(store)
+
+    async def write(i: int) -> None:
+        async with store.db.transaction() as conn:
+            await _insert(conn, f"{i}-a", str(i))
+            await asyncio.sleep(0.005)
+            await _insert(conn, f"{i}-b", str(i))
+
+    tasks = [asyncio.create_task(write(i)) for i in range(40)]
+    for i, task in enumerate(tasks):
+        if i % 2:
+            await asyncio.sleep(0.003)
+            task.cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(r is None or isinstance(r, asyncio.CancelledError) for r in results), results
+    by_group: dict[str, set[str]] = {}
+    for row_id, group in (await _next_write_commits(store)).items():
+        by_group.setdefault(group, set()).add(row_id)
+    assert by_group.pop("a") == {"next"}
+    assert all(ids == {f"{g}-a", f"{g}-b"} for g, ids in by_group.items())   # all or nothing per transaction
+    done = {str(i) for i, r in enumerate(results) if r is None}
+    assert {str(i) for i in range(0, 40, 2)} <= done <= set(by_group)
+    # a cancellation that lands during COMMIT (or the pool's release after it) cannot undo the commit,
+    # so a few cancelled tasks may have committed; every one that did is whole (checked above)
+
+
+async def test_a_commit_the_database_refuses_is_rolled_back_and_the_writer_stays_usable(store: Store) -> None:
+    """A deferred foreign key fails at COMMIT; SQLite would otherwise keep the transaction open."""
+    await _scratch(store)
+    async with store.db.transaction() as conn:
+        await conn.execute("CREATE TABLE scratch_child (id TEXT PRIMARY KEY, parent TEXT REFERENCES scratch (id)"
+                           " DEFERRABLE INITIALLY DEFERRED)")
+    with pytest.raises(NotFoundError):
+        async with store.db.transaction() as conn:
+            await conn.execute("INSERT INTO scratch_child (id, parent) VALUES ($1, $2)", "orphan", "missing")
+    assert await _next_write_commits(store) == {"next": "a"}
+    assert await store.db.fetchval("SELECT count(*) FROM scratch_child") == 0
