@@ -95,6 +95,7 @@ class RemoteClassifier:
                 connector=aiohttp.TCPConnector(limit=self._max_connections, keepalive_timeout=30),
                 headers=self._headers,
                 timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 

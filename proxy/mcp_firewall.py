@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 import orjson
 from aiohttp import web
+from yarl import URL
 
 from detectors.toolcall import flatten_arguments
 from pipeline.context import Principal, RequestContext
@@ -61,7 +62,7 @@ class _Exchange:
 class McpFirewall:
     def __init__(self, svc: Any, upstream_url: str) -> None:
         self.svc = svc
-        self.upstream = upstream_url
+        self.upstream = URL(upstream_url)          # parsed once, not per relayed message
         self._http: aiohttp.ClientSession | None = None
 
     async def close(self) -> None:
@@ -70,8 +71,9 @@ class McpFirewall:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._http is None:
+            # no cookie jar: clients of every tenant share this session (see the providers' transport)
             self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=5, sock_read=None),
-                                               auto_decompress=True)
+                                               auto_decompress=True, cookie_jar=aiohttp.DummyCookieJar())
         return self._http
 
     # -- entry ----------------------------------------------------------------------------------

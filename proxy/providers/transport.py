@@ -112,8 +112,11 @@ class HTTPProvider(ABC):
                 raise ProviderConnectError(f"provider {self.name!r} is closed")
             connector = aiohttp.TCPConnector(
                 limit=self._pool_size, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=30.0)
+            # no cookie jar: one pooled session serves every tenant, so a cookie an upstream sets in
+            # answer to one caller must never ride along on another caller's request
             session = self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, auto_decompress=True)
+                connector=connector, timeout=self._timeout, auto_decompress=True,
+                cookie_jar=aiohttp.DummyCookieJar())
         return session
 
     async def close(self) -> None:

@@ -134,3 +134,17 @@ async def test_azure_lists_configured_models_without_a_network_call(make_router:
     router = make_router(azure_cfg(upstream))
     assert [m["id"] for m in await router.providers["az"].list_models()] == ["gpt-4o", "gpt-4o-mini"]
     assert upstream.requests == []
+
+
+async def test_a_cookie_an_upstream_sets_for_one_caller_never_reaches_the_next_caller(
+        make_router: Build, upstream: ScriptedUpstream) -> None:
+    upstream.script("/v1/chat/completions",
+                    Reply(json=openai_completion("one"), headers={"Set-Cookie": "session=tenant-a-secret; Path=/"}),
+                    Reply(json=openai_completion("two")))
+    # by host name: a cookie jar ignores cookies from bare IP addresses, which would hide the leak
+    router = make_router(ProviderConfig(name="oa", kind="openai", api_key="sk-test-123",
+                                        base_url=upstream.url.replace("127.0.0.1", "localhost") + "/v1"))
+    for rid in ("req-tenant-a", "req-tenant-b"):
+        await router.chat(router.resolve("gpt-4o-mini"), chat_body("Hi"), rid)
+    first, second = upstream.calls("/v1/chat/completions")
+    assert "Cookie" not in first.headers and "Cookie" not in second.headers
