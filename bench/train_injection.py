@@ -23,11 +23,20 @@ Validation and calibration (printed, and stored in the metadata json):
   benign kinds of that role, 0.2 % for system prompts), floored so that one weak
   signature (weight < 0.45) cannot flag a typical benign text on its own;
 * leave-one-file-out: each pi_* / benign_* file (one upstream source) is held
-  out in turn and scored by a model trained on the others. The calibration
-  (model logit + signature score -> probability) is fitted on these logits so
-  that it trusts the model only as far as it carries over to unseen sources;
-  the held-out recall / FPR per file is the number that predicts behaviour on
-  new data.
+  out in turn and scored by a model trained on the others; the held-out recall /
+  FPR per file is the number that predicts behaviour on new sources.
+
+Stacker: a three-weight logistic regression maps (signature score, model logit) to
+the detector's probability, ``sigmoid(c0 + c_sig * sig + c_model * clip(z) * gate)``.
+The gate is on for the roles in ``MODEL_ROLES`` (text the user or the application
+wrote) while the signature score lies in ``MODEL_GATE`` (a signature matched, but none
+that decides alone): held out, the model carried over to unseen
+templates of known jailbreak families but not to unseen sources, and not to documents
+(their logits are no better than chance there), so it is only allowed to tip texts a
+signature already found suspicious. The stacker is fitted on the grouped k-fold and the
+leave-one-file-out logits pooled (every example twice), so its model weight is what
+helps on unseen templates without hurting on unseen sources; thresholds are set on
+each benign example's worse held-out score of the two.
 
 Signature scores are taken in the context each record would reach the detector in
 (documents and tool results as ``tool`` messages, see ``is_embedded``), as ``bench.eval``
@@ -35,7 +44,7 @@ scans them. The model logits do not depend on the rule set: after a rule change,
 ``--logits-from`` reuses the OOF / LOFO logits of an earlier ``--dump-scores`` run and only
 refits the calibration, the thresholds and the final model (under a minute instead of ten).
 
-Outputs ``detectors/data/injection_model.npz`` (weights, bias, calibration) and
+Outputs ``detectors/data/injection_model.npz`` (weights, bias, stacker ``calibration`` = c0, c_sig, c_model) and
 ``detectors/data/injection_model.json`` (feature config, date, sources, counts,
 thresholds, validation numbers).
 """
@@ -59,6 +68,8 @@ import numpy as np
 from detectors.injection import (
     DEFAULT_MODEL_PATH,
     HASH_BITS,
+    LOGIT_CLIP,
+    MODEL_GATE_FROM,
     WINDOW_BYTES,
     WINDOW_STRIDE,
     SignatureMatcher,
@@ -71,17 +82,30 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_EVAL_DIR = REPO.parent / "shared" / "eval"
 DIM = 1 << HASH_BITS
 L2 = 1e-4
+# Per-kind false-positive budget for the user / tool thresholds on held-out scores (the target is 1 %; the
+# margin absorbs the difference between development and unseen benign sources).
+TARGET_FPR = 0.008
 WEAK_RULE = 0.45
+WEAK_MARGIN = 0.01  # the floor sits at WEAK_RULE - WEAK_MARGIN, so that a WEAK_RULE rule still flags alone
 
 USER_BENIGN_KINDS = ("user_prompt", "roleplay_prompt", "structured_prompt", "multilingual_user_prompt",
                      "image_prompt", "harmful_request")
 TOOL_BENIGN_KINDS = ("document", "tool_output")
 SYSTEM_BENIGN_KINDS = ("app_prompt_template", "structured_prompt", "roleplay_prompt")
+# Roles whose score may use the model logit (see the module docstring).
+MODEL_ROLES = ("system", "user", "assistant")
 
 
 def is_embedded(kind: str) -> bool:
     """Documents and tool results reach the detector as ``tool`` messages (as in ``bench.eval``)."""
     return kind.startswith("indirect") or kind in TOOL_BENIGN_KINDS
+
+
+def role_of_kind(kind: str) -> str:
+    """The role a record reaches the detector in, as ``bench.eval`` scans it."""
+    if is_embedded(kind):
+        return "tool"
+    return "system" if kind == "app_prompt_template" else "user"
 
 
 def eval_dir() -> Path:
@@ -316,23 +340,48 @@ def fold_of(group: str, k: int) -> int:
 # --- calibration and thresholds ----------------------------------------------------------------
 
 
-def fit_calibration(z: np.ndarray, sig: np.ndarray, y: np.ndarray, weight: np.ndarray) -> tuple[float, float, float]:
-    """Two-feature logistic regression (Newton) mapping (model logit, signature score) to a probability."""
-    x = np.column_stack([np.ones_like(z), z, sig])
-    beta = np.zeros(3)
-    for _ in range(50):
+def model_gate(sig: np.ndarray, kinds: np.ndarray, upper: float = math.inf) -> np.ndarray:
+    """1.0 where the detector would use the model logit: the signature score lies in [MODEL_GATE_FROM, upper) and
+    the text reaches the detector in one of ``MODEL_ROLES`` (documents and tool results arrive as ``tool``)."""
+    roles = np.array([role_of_kind(k) for k in kinds.tolist()])
+    return ((sig >= MODEL_GATE_FROM) & (sig < upper) & np.isin(roles, MODEL_ROLES)).astype(np.float64)
+
+
+def gate_upper(cal: tuple[float, float, float], thresholds: dict[str, float]) -> float:
+    """Smallest signature score that flags a user or assistant message whatever the (clipped) model logit says:
+    from there up the detector skips the model. For those roles the flags at the shipped thresholds are the same
+    as with no upper bound (only already-flagged scores change a little); the system threshold is far stricter
+    (0.2 % FPR), so system prompts lose the model's help above the bound, which costs nothing on the
+    development data."""
+    c0, c_sig, c_model = cal
+    if c_sig <= 0:
+        return math.inf
+    need = max(math.log(t / (1.0 - t)) if t < 1.0 else math.inf for r, t in thresholds.items()
+               if r in ("user", "assistant"))
+    upper = (need - c0 + abs(c_model) * LOGIT_CLIP) / c_sig
+    return math.inf if upper > 1.0 else math.ceil(upper * 1e4) / 1e4
+
+
+def stack_features(z: np.ndarray, sig: np.ndarray, gate: np.ndarray) -> np.ndarray:
+    return np.column_stack([np.ones_like(sig), sig, np.clip(z, -LOGIT_CLIP, LOGIT_CLIP) * gate])
+
+
+def fit_stacker(x: np.ndarray, y: np.ndarray, weight: np.ndarray) -> tuple[float, float, float]:
+    """Weighted logistic regression (Newton, light L2) on ``stack_features`` rows: (c0, c_sig, c_model)."""
+    beta = np.zeros(x.shape[1])
+    for _ in range(100):
         p = 1.0 / (1.0 + np.exp(-np.clip(x @ beta, -35, 35)))
         g = x.T @ ((p - y) * weight) + 1e-3 * beta
-        h = (x * (weight * p * (1 - p))[:, None]).T @ x + 1e-3 * np.eye(3)
+        h = (x * (weight * p * (1 - p))[:, None]).T @ x + 1e-3 * np.eye(x.shape[1])
         step = np.linalg.solve(h, g)
         beta -= step
-        if np.abs(step).max() < 1e-8:
+        if np.abs(step).max() < 1e-9:
             break
     return float(beta[0]), float(beta[1]), float(beta[2])
 
 
-def calibrated(cal: tuple[float, float, float], z: np.ndarray, sig: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(cal[0] + cal[1] * z + cal[2] * sig, -35, 35)))
+def calibrated(cal: tuple[float, float, float], z: np.ndarray, sig: np.ndarray, gate: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(stack_features(z, sig, gate) @ np.array(cal), -35, 35)))
 
 
 def threshold_at_fpr(benign_scores: np.ndarray, max_fpr: float) -> float:
@@ -347,8 +396,7 @@ def threshold_at_fpr(benign_scores: np.ndarray, max_fpr: float) -> float:
 
 def held_out_rates(scores: np.ndarray, y: np.ndarray, kinds: np.ndarray, thresholds: dict[str, float]) -> dict:
     """Recall / FPR with each record judged against its role's threshold (documents and tool output: tool)."""
-    thr = np.array([thresholds["tool"] if k.startswith("indirect") or k in TOOL_BENIGN_KINDS else thresholds["user"]
-                    for k in kinds])
+    thr = np.array([thresholds[role_of_kind(k)] for k in kinds.tolist()])
     flag = scores >= thr
     pos, neg = int((y == 1).sum()), int((y == 0).sum())
     return {"recall": float((flag & (y == 1)).sum() / pos) if pos else None,
@@ -444,35 +492,60 @@ def main(argv: list[str] | None = None) -> int:
                                                lofo=not args.no_lofo, t0=t0)
         lofo_done = not args.no_lofo
     ew = example_weights(examples)
-    cal = fit_calibration(z_lofo, sig, y_ex, ew)
-    s_oof = calibrated(cal, z_oof, sig)
-    s_lofo = calibrated(cal, z_lofo, sig)
+    gate = model_gate(sig, kinds)
+    if lofo_done:
+        x = np.vstack([stack_features(z_oof, sig, gate), stack_features(z_lofo, sig, gate)])
+        cal = fit_stacker(x, np.concatenate([y_ex, y_ex]), np.concatenate([ew, ew]))
+    else:
+        cal = fit_stacker(stack_features(z_oof, sig, gate), y_ex, ew)
+    s_oof = calibrated(cal, z_oof, sig, gate)
+    s_lofo = calibrated(cal, z_lofo, sig, gate)
+    # A benign text counts at the worse of its two held-out scores.
+    s_worst = np.maximum(s_oof, s_lofo)
     if args.dump_scores:
         np.savez(args.dump_scores, z_oof=z_oof, z_lofo=z_lofo, sig=sig, y=y_ex, kinds=kinds, files=file_arr)
 
-    def benign_of(kind_list: tuple[str, ...]) -> np.ndarray:
-        return s_oof[benign & np.isin(kinds, kind_list)]
+    def threshold_for(kind_list: tuple[str, ...], max_fpr: float) -> float:
+        """Strictest of the per-kind thresholds: every benign kind of the role (role-play prompts, the classic
+        trap, included) stays within ``max_fpr`` on its own, not only the pool. Kinds too small to measure
+        ``max_fpr`` on (fewer than 1 / max_fpr texts) only count in the pool."""
+        pool = s_worst[benign & np.isin(kinds, kind_list)]
+        thr = threshold_at_fpr(pool, max_fpr)
+        for k in kind_list:
+            scores = s_worst[benign & (kinds == k)]
+            if scores.size * max_fpr >= 1:
+                thr = max(thr, threshold_at_fpr(scores, max_fpr))
+        return thr
 
     thresholds = {
-        "user": threshold_at_fpr(benign_of(USER_BENIGN_KINDS), 0.01),
-        "tool": threshold_at_fpr(benign_of(TOOL_BENIGN_KINDS), 0.01),
-        "system": threshold_at_fpr(benign_of(SYSTEM_BENIGN_KINDS), 0.002),
+        "user": threshold_for(USER_BENIGN_KINDS, TARGET_FPR),
+        "tool": threshold_for(TOOL_BENIGN_KINDS, TARGET_FPR),
+        "system": threshold_for(SYSTEM_BENIGN_KINDS, 0.002),
     }
-    # Floor: one weak signature (weight below WEAK_RULE) must not flag a typical benign text alone.
+    # Floor: one weak signature (weight below WEAK_RULE) must not flag a typical benign text alone; a rule of
+    # weight WEAK_RULE or more may.
     for role, kind_list in (("user", USER_BENIGN_KINDS), ("tool", TOOL_BENIGN_KINDS), ("system", SYSTEM_BENIGN_KINDS)):
         typical_z = float(np.median(z_oof[benign & np.isin(kinds, kind_list)]))
-        floor = float(calibrated(cal, np.array([typical_z]), np.array([WEAK_RULE]))[0])
+        gated = np.array([1.0 if role in MODEL_ROLES and WEAK_RULE - WEAK_MARGIN >= MODEL_GATE_FROM else 0.0])
+        floor = float(calibrated(cal, np.array([typical_z]), np.array([WEAK_RULE - WEAK_MARGIN]), gated)[0])
         thresholds[role] = max(thresholds[role], floor)
     thresholds["assistant"] = max(thresholds["user"], thresholds["tool"])
-    thresholds = {k: round(v, 4) for k, v in thresholds.items()}
-    all_benign = s_oof[benign]
+    thresholds = {k: math.ceil(v * 1e4) / 1e4 for k, v in thresholds.items()}
+    all_benign = s_worst[benign]
     band = (round(float(min(thresholds["user"], np.quantile(all_benign, 0.95))), 4),
             round(float(max(thresholds["user"], thresholds["tool"], np.quantile(all_benign, 0.999))), 4))
 
+    # The shipped gate stops where the signatures flag whatever the model says; report with it.
+    upper = gate_upper(cal, thresholds)
+    shipped_gate = model_gate(sig, kinds, upper)
+    s_oof = calibrated(cal, z_oof, sig, shipped_gate)
+    s_lofo = calibrated(cal, z_lofo, sig, shipped_gate)
+
     def role_thr(k: str) -> float:
-        return thresholds["tool" if k.startswith("indirect") or k in TOOL_BENIGN_KINDS else "user"]
+        return thresholds[role_of_kind(k)]
 
     oof_report = {
+        "stacked_scores": "grouped k-fold model logits (unseen templates)",
         "role_thresholds": held_out_rates(s_oof, y_ex, kinds, thresholds),
         "by_kind": {k: rates(s_oof[kinds == k], y_ex[kinds == k], role_thr(k)) for k in sorted(set(kinds.tolist()))},
     }
@@ -511,8 +584,14 @@ def main(argv: list[str] | None = None) -> int:
             "eval_dir": str(root),
         },
         "sources": dict(sorted(counts.items())),
-        "calibration": {"intercept": cal[0], "model_logit": cal[1], "signature_score": cal[2],
-                        "fitted_on": "leave-one-file-out logits" if lofo_done else "grouped k-fold logits"},
+        "calibration": {"intercept": cal[0], "signature_score": cal[1], "model_logit": cal[2],
+                        "model_logit_clip": LOGIT_CLIP,
+                        "model_gate_meaning": "model logit counts only for model_roles, and only while the signature "
+                                              "score is in model_gate [lo, hi)",
+                        "fitted_on": ("grouped k-fold and leave-one-file-out logits, pooled" if lofo_done
+                                      else "grouped k-fold logits")},
+        "model_roles": list(MODEL_ROLES),
+        "model_gate": [MODEL_GATE_FROM, upper if math.isfinite(upper) else 1.01],
         "thresholds": thresholds,
         "uncertain_band": list(band),
         "validation": {"grouped_kfold": {"folds": args.folds, **oof_report}, "leave_one_file_out": lofo},

@@ -16,13 +16,18 @@ Two local tiers, both compiled / loaded once per ``InjectionDetector``:
    numpy operations over the UTF-8 bytes; long texts are scored in overlapping
    windows and the worst window counts.
 
-A calibration layer maps (model logit, signature score) to one probability-like
-``score``. It is fitted on leave-one-source-out predictions, so it trusts the
-model only as far as the model carries over to sources it never saw (which, on
-the development data, is not far: the signatures carry most of the weight).
-Each role (system, user, assistant, tool) has its own threshold, chosen on
-grouped out-of-fold scores; ``uncertain(score)`` says whether an optional remote
-classifier should be asked.
+A small stacked model maps (signature score, gated model logit) to one
+probability-like ``score``: ``sigmoid(c0 + c_sig * signature + c_model * z)``,
+where ``z`` (the model logit, clipped to ``±LOGIT_CLIP``) counts only for the roles
+in ``model_roles`` (text the user or the application wrote, where persona
+jailbreaks live) and only while the signature score lies in the ``model_gate`` band
+(a signature matched, but not one that decides on its own). Held-out validation
+showed the model carries over to unseen templates of known attack families but not
+to unseen sources, and not to documents at all; the gate keeps it where it helps
+and, because most traffic matches no signature, skips its cost almost everywhere.
+The stacker is fitted on pooled held-out logits (grouped k-fold and
+leave-one-source-out), each role has its own threshold, and ``uncertain(score)``
+says whether an optional remote classifier should be asked.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ from .rules.injection_rules import CATEGORIES, RULES, InjectionRule
 
 __all__ = [
     "AMPLIFY_FROM",
+    "LOGIT_CLIP",
+    "MODEL_GATE_FROM",
     "DEFAULT_MODEL_PATH",
     "EMBEDDED_ROLES",
     "ROLES",
@@ -57,6 +64,12 @@ __all__ = [
 ]
 
 ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
+# The model logit is clipped to this range before the stacker sees it (training does the same).
+LOGIT_CLIP = 10.0
+# Signature scores from this level up consult the model (below it, nothing matched that the model should
+# amplify). The upper end of the band is set by training: from there up the signatures flag whatever the model
+# says, so the model is skipped. The trained metadata records the band ("model_gate").
+MODEL_GATE_FROM = 0.2
 DEFAULT_MODEL_PATH = Path(__file__).parent / "data" / "injection_model.npz"
 
 # --- feature hashing ---------------------------------------------------------------------------
@@ -270,6 +283,8 @@ class SignatureMatcher:
 
 @dataclass(frozen=True, slots=True)
 class InjectionResult:
+    """``model_score`` is the learned tier's own probability, 0.0 when it was not consulted (no signature
+    matched outside documents, see the module docstring)."""
     score: float
     flagged: bool
     role: str
@@ -290,7 +305,9 @@ def _sigmoid(x: float) -> float:
 class _Model:
     weights: np.ndarray  # float32[2**HASH_BITS]
     bias: float
-    calibration: tuple[float, float, float]  # intercept, model-logit coefficient, signature coefficient
+    calibration: tuple[float, float, float]  # intercept, signature coefficient, (gated) model-logit coefficient
+    model_roles: frozenset[str]  # roles whose score uses the model logit (when the signature score is in the gate)
+    gate: tuple[float, float]
     thresholds: dict[str, float]
     band: tuple[float, float]
 
@@ -307,10 +324,24 @@ def _load_model(path: Path) -> _Model:
     meta = json.loads(path.with_suffix(".json").read_text())
     thresholds = {role: float(meta["thresholds"][role]) for role in ROLES}
     band = (float(meta["uncertain_band"][0]), float(meta["uncertain_band"][1]))
-    return _Model(weights, bias, (calib[0], calib[1], calib[2]), thresholds, band)
+    if "model_roles" not in meta:
+        raise ValueError(f"{path}: model metadata predates the gated stacker; run `make train-detectors`")
+    model_roles = frozenset(meta["model_roles"])
+    if not model_roles <= set(ROLES):
+        raise ValueError(f"{path}: unknown model roles {sorted(model_roles - set(ROLES))}")
+    gate = (float(meta["model_gate"][0]), float(meta["model_gate"][1]))
+    return _Model(weights, bias, (calib[0], calib[1], calib[2]), model_roles, gate, thresholds, band)
 
 
 _CACHE_MAX_CHARS = 1 << 16
+
+
+@dataclass(frozen=True, slots=True)
+class _Tiers:
+    """Every matched rule, and the model logit, or None when no role would consult the model (the signature
+    score is outside the gate in every context the model is used for): most text never pays for the model."""
+    rules: tuple[InjectionRule, ...]
+    z: float | None
 
 
 class InjectionDetector:
@@ -338,8 +369,10 @@ class InjectionDetector:
         self.thresholds: dict[str, float] = merged
         self.band: tuple[float, float] = uncertain_band or self._model.band
         # Chat requests resend the system prompt and the history every turn: remember recent texts.
-        self._cache: OrderedDict[str, tuple[float, tuple[InjectionRule, ...]]] = OrderedDict()
+        self._cache: OrderedDict[str, _Tiers] = OrderedDict()
         self._cache_size = cache_size
+        # Signature contexts (embedded or not) of the roles that consult the model.
+        self._model_contexts = frozenset(role in EMBEDDED_ROLES for role in self._model.model_roles)
 
     # -- tiers --
     def model_logit(self, norm_text: str) -> float:
@@ -347,8 +380,8 @@ class InjectionDetector:
         w, bias = self._model.weights, self._model.bias
         return max(window_logit(w, bias, ids, blocks) for ids, blocks in text_features(norm_text))
 
-    def _tiers(self, text: str) -> tuple[float, tuple[InjectionRule, ...]]:
-        """Model logit and every matched rule: the part of a scan that does not depend on the role."""
+    def _tiers(self, text: str) -> _Tiers:
+        """Matched rules and model logit: the part of a scan that does not depend on the role."""
         if self._cache_size <= 0 or len(text) > _CACHE_MAX_CHARS:
             return self._tiers_uncached(text)
         cache = self._cache
@@ -362,21 +395,32 @@ class InjectionDetector:
             cache.popitem(last=False)
         return res
 
-    def _tiers_uncached(self, text: str) -> tuple[float, tuple[InjectionRule, ...]]:
+    def _tiers_uncached(self, text: str) -> _Tiers:
         norm = normalize(text)
         decoded = tuple(normalize(d) for d in norm.decoded)
         rules = self._signatures.matched_rules(text, norm, decoded)
+        if not rules or not any(self._gated(combine(rules, embedded).score) for embedded in self._model_contexts):
+            return _Tiers(rules, None)
         z = self.model_logit(norm.text)
         for d in decoded:
             z = max(z, self.model_logit(d.text))
-        return z, rules
+        return _Tiers(rules, z)
 
     def _score(self, text: str, role: str) -> tuple[float, float, float, tuple[InjectionRule, ...]]:
-        z, rules = self._tiers(text)
-        hits = combine(rules, role in EMBEDDED_ROLES)
-        c0, c1, c2 = self._model.calibration
-        score = _sigmoid(c0 + c1 * z + c2 * hits.score)
-        return score, hits.score, _sigmoid(z), hits.rules
+        tiers = self._tiers(text)
+        hits = combine(tiers.rules, role in EMBEDDED_ROLES)
+        c0, c_sig, c_model = self._model.calibration
+        x = c0 + c_sig * hits.score
+        model = 0.0
+        if tiers.z is not None:
+            model = _sigmoid(tiers.z)
+            if role in self._model.model_roles and self._gated(hits.score):
+                x += c_model * min(max(tiers.z, -LOGIT_CLIP), LOGIT_CLIP)
+        return _sigmoid(x), hits.score, model, hits.rules
+
+    def _gated(self, signature_score: float) -> bool:
+        lo, hi = self._model.gate
+        return lo <= signature_score < hi
 
     # -- public API --
     def scan(self, text: str, role: str = "user") -> InjectionResult:
