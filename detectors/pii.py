@@ -20,6 +20,14 @@ anchor of one of its families, and each anchor opens a window with safe edges:
   crosses whitespace -- card, phone, SSN, ITIN, NHS -- has such words inside; IBAN's
   letter-only groups are covered by its forward reach).
 
+The numeric family's anchor (any three digits) fires on most prompts, so a pattern
+recognizer of that family runs only when one of its own regexes that can reach the
+threshold matches the text: each is compiled into the same database in Hyperscan's
+prefilter mode (a superset of the regex's matches), so a text where none fires is
+one where Presidio's full analysis would return nothing from that recognizer. (The
+other families' anchors are already about as selective as their recognizers' regexes,
+which would cost more to scan for than they save.)
+
 A recognizer then analyses its windows in one call, joined by line breaks; results
 are shifted back, and the engine's score filter and ``remove_duplicates`` run over
 the whole list. Recognizers that can never reach the threshold are skipped, as the
@@ -45,7 +53,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import hyperscan
-import numpy as np
 import phonenumbers
 import phonenumbers.phonenumbermatcher
 from presidio_analyzer import (
@@ -236,6 +243,43 @@ def _max_score(recognizer: EntityRecognizer) -> float:
     return max((p.score for p in patterns), default=0.0)
 
 
+# Presidio compiles patterns with DOTALL | MULTILINE | IGNORECASE (a recognizer may use
+# fewer flags): matching with all of them, in prefilter mode, is a superset either way.
+_GATE_FLAGS = (
+    hyperscan.HS_FLAG_PREFILTER
+    | hyperscan.HS_FLAG_SINGLEMATCH
+    | hyperscan.HS_FLAG_MULTILINE
+    | _hs.CASELESS
+    | _hs.DOTALL
+    | _hs.UTF8
+)
+
+
+def _gate_patterns(recognizer: EntityRecognizer, threshold: float) -> tuple[str, ...]:
+    """Regexes of which one must match for ``recognizer`` to return a result at ``threshold``.
+
+    Empty when the recognizer is not a plain :class:`PatternRecognizer` (its own
+    ``analyze`` may do anything): it is then never gated. A pattern whose score is below
+    the threshold cannot contribute unless a checksum may lift it.
+    """
+    if (
+        not isinstance(recognizer, PatternRecognizer)
+        or type(recognizer).analyze is not PatternRecognizer.analyze
+    ):
+        return ()
+    lifts = type(recognizer).validate_result is not PatternRecognizer.validate_result
+    patterns: list[Pattern] = getattr(recognizer, "patterns", [])
+    return tuple(p.regex for p in patterns if lifts or p.score >= threshold)
+
+
+def _prefilter_compiles(pattern: str) -> bool:
+    try:
+        _hs.compile_block([pattern], [_GATE_FLAGS])
+    except hyperscan.error:
+        return False
+    return True
+
+
 def _right_token_ok(text: str, ws_end: int) -> bool:
     """The token after a boundary whitespace run, read in the full text, holds no digit."""
     m = _TOKEN.match(text, ws_end)
@@ -356,6 +400,20 @@ def _url_family(recognizer: EntityRecognizer) -> _Family | None:
     return None
 
 
+def _to_char_offsets(
+    data: bytes, ends: list[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """``(pid, byte end)`` pairs as ``(pid, character end)``: UTF-8 mode puts every end on a
+    code-point boundary, so decoding the bytes between consecutive ends counts the characters."""
+    char_of: dict[int, int] = {}
+    pos = chars = 0
+    for end in sorted({e for _, e in ends}):
+        chars += len(data[pos:end].decode("utf-8"))
+        pos = end
+        char_of[end] = chars
+    return [(pid, char_of[e]) for pid, e in ends]
+
+
 def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     spans.sort()
     out: list[tuple[int, int]] = []
@@ -437,12 +495,25 @@ class PiiDetector:
             for p in self._families[fam].patterns:
                 patterns.append(p)
                 self._pattern_family.append(fam)
+        flags = [_hs.CASELESS | _hs.DOTALL | _hs.UTF8] * len(patterns)
+        # Gate patterns follow the anchors; ``_gate_of[pid - len(anchors)]`` is the gated
+        # recognizer's index. A recognizer with a pattern Hyperscan cannot take stays ungated.
+        self._n_anchors = len(patterns)
+        self._gate_of: list[int] = []
+        self._gated: frozenset[int] = frozenset()
+        gated: set[int] = set()
+        for i, (rec, _, fams) in enumerate(self._recognizers):
+            if "digits" not in fams:
+                continue
+            gate = _gate_patterns(rec, self.score_threshold)
+            if gate and all(_prefilter_compiles(p) for p in gate):
+                gated.add(i)
+                patterns.extend(gate)
+                flags.extend([_GATE_FLAGS] * len(gate))
+                self._gate_of.extend([i] * len(gate))
+        self._gated = frozenset(gated)
         self._db: hyperscan.Database | None = (
-            _hs.compile_block(
-                patterns, [_hs.CASELESS | _hs.DOTALL | _hs.UTF8] * len(patterns)
-            )
-            if patterns
-            else None
+            _hs.compile_block(patterns, flags) if patterns else None
         )
         self._ner = self._load_ner() if ner else None
         # Load lazily-built state (libphonenumber region metadata, the suffix list) now,
@@ -475,29 +546,45 @@ class PiiDetector:
         """True when the opt-in NER tier is active (a spaCy model is installed)."""
         return self._ner is not None
 
-    def _family_hits(self, text: str) -> dict[str, list[int]]:
-        """Character end offsets of anchor matches, per family."""
+    def _family_hits(self, text: str) -> tuple[dict[str, list[int]], frozenset[int]]:
+        """Character end offsets of anchor matches per family, and the recognizers to skip.
+
+        A gated recognizer is skipped when none of its gate patterns fired; all run when
+        the text holds a lone surrogate (its "?" stand-in byte could hide a match).
+        """
         if self._db is None:
-            return {}
-        data = text.encode("utf-8", "replace")  # a lone surrogate becomes one "?" byte
+            return {}, frozenset()
+        try:
+            data = text.encode("utf-8")
+            exact = True
+        except UnicodeEncodeError:
+            data = text.encode("utf-8", "replace")  # a lone surrogate becomes one "?" byte
+            exact = False
         ends: list[tuple[int, int]] = []
+        fired: set[int] = set()
         append = ends.append
+        n_anchors = self._n_anchors
+        gate_of = self._gate_of
 
         def on_match(pid: int, start: int, end: int, flags: int, ctx: object) -> None:
-            append((pid, end))
+            if pid < n_anchors:
+                append((pid, end))
+            else:
+                fired.add(gate_of[pid - n_anchors])
 
         self._db.scan(data, match_event_handler=on_match)
+        skip = self._gated.difference(fired) if exact else frozenset()
         if not ends:
-            return {}
-        if len(data) != len(text):  # non-ASCII: map byte offsets to character offsets
-            starts = (np.frombuffer(data, dtype=np.uint8) & 0xC0) != 0x80
-            char_at = np.concatenate(([0], np.cumsum(starts)))
-            ends = [(pid, int(char_at[e])) for pid, e in ends]
-        # "phone4" stands in for digits libphonenumber reads but the 4-digit list cannot
-        # express: only needed when the text holds a non-ASCII decimal digit.
-        ascii_digits = len(data) == len(text) or _NON_ASCII_DIGIT.search(text) is None
-        by_family: dict[str, list[int]] = {}
+            return {}, skip
         fam_of = self._pattern_family
+        ascii_digits = True
+        if len(data) != len(text):  # non-ASCII: map byte offsets to character offsets
+            ends = _to_char_offsets(data, ends)
+            # "phone4" stands in for digits libphonenumber reads but the 4-digit list cannot
+            # express: only needed when the text holds a non-ASCII decimal digit.
+            if any(fam_of[pid] in _NON_ASCII_ONLY for pid, _ in ends):
+                ascii_digits = _NON_ASCII_DIGIT.search(text) is None
+        by_family: dict[str, list[int]] = {}
         for pid, end in ends:
             fam = fam_of[pid]
             if fam in _NON_ASCII_ONLY:
@@ -505,7 +592,7 @@ class PiiDetector:
                     continue
                 fam = _NON_ASCII_ONLY[fam]
             by_family.setdefault(fam, []).append(end)
-        return by_family
+        return by_family, skip
 
     @staticmethod
     def _windows(
@@ -597,15 +684,21 @@ class PiiDetector:
 
     def scan_results(self, text: str) -> list[RecognizerResult]:
         """Presidio ``RecognizerResult``s, exactly as ``AnalyzerEngine.analyze`` would return them."""
-        hits = self._family_hits(text)
+        hits, skip = self._family_hits(text)
         results: list[RecognizerResult] = []
         if hits:
-            family_windows = {
-                fam: self._windows(text, self._families[fam], ends)
-                for fam, ends in hits.items()
-            }
-            for rec, ents, fams in self._recognizers:
-                present = [family_windows[f] for f in fams if f in family_windows]
+            family_windows: dict[str, list[tuple[int, int]]] = {}
+            for i, (rec, ents, fams) in enumerate(self._recognizers):
+                if i in skip:
+                    continue
+                present = []
+                for f in fams:
+                    if f in hits:
+                        if f not in family_windows:  # windows only for families still needed
+                            family_windows[f] = self._windows(
+                                text, self._families[f], hits[f]
+                            )
+                        present.append(family_windows[f])
                 if not present:
                     continue
                 windows = (

@@ -152,6 +152,12 @@ def test_results_equal_presidio_on_adversarial_layouts(engine) -> None:
         "numbers 12 34 56 78 90 12 34 56 78 90 12 34 56 and then words words",
         "mixed a1b2c3 and 555-0147 with ext. 12 and +44 20 7946 0958 and 01 23 45 67 89",
         "url example.community and e.g. foo.bar.io/path and 'www.test.com'",
+        # non-ASCII text: byte offsets of the prefilter become character offsets
+        "Grüße — am 12.03.2024 um 10:30, Karte 4111 1111 1111 1111, SSN 536-22-8726",
+        "电话 ０３-１２３４-５６７８，日期 2024-01-02，编号 {{#1761815388187.name#}}",
+        "٠٢٠ ٧٩٤٦ ٠٩٥٨ and 192.168.0.1 then 01/02/2023",
+        # a lone surrogate: every gated recognizer runs
+        "bad \ud800 byte then 123-45-6789 and 2024-01-02 and 4111-1111-1111-1111",
     ]
     for text in texts:
         ours = {(f.entity_type, f.start, f.end) for f in detector.scan(text)}
@@ -214,3 +220,28 @@ def test_detector_never_touches_the_network() -> None:
         timeout=120,
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_numeric_recognizers_run_only_when_their_own_pattern_fires(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Three digits wake the numeric family's anchor; its pattern recognizers still stay idle
+    unless one of their own regexes (compiled in Hyperscan prefilter mode) matches."""
+    detector = PiiDetector()
+    calls: dict[str, int] = {}
+    for rec, _, fams in detector._recognizers:
+        if "digits" not in fams:
+            continue
+        name = type(rec).__name__
+
+        def counted(*args, _real=rec.analyze, _name=name, **kwargs):
+            calls[_name] = calls.get(_name, 0) + 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(rec, "analyze", counted)
+    assert detector.scan("We sold 250 units in 2023 and 75 more in Q4.") == []
+    assert calls == {}
+    found = detector.scan("born on 1990-04-12 in a town")
+    assert [(f.entity_type, f.start, f.end) for f in found] == [("DATE_TIME", 8, 18)]
+    assert calls.get("DateRecognizer") == 1
+    assert "UsSsnRecognizer" not in calls
