@@ -46,6 +46,16 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+_KEYS = (asyncpg.UniqueViolationError, asyncpg.ForeignKeyViolationError)
+
+
+def _translate(exc: asyncpg.UniqueViolationError | asyncpg.ForeignKeyViolationError) -> Exception:
+    """The store's error for a key the database refused."""
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        return ConflictError(exc.detail or str(exc))
+    return NotFoundError("a referenced row does not exist")
+
+
 class _PgConn:
     """Statement helpers over one pool connection (or the pool itself)."""
 
@@ -55,30 +65,26 @@ class _PgConn:
     async def execute(self, sql: str, *args: Any) -> int:
         try:
             return _count(await self._conn.execute(sql, *args))
-        except asyncpg.UniqueViolationError as exc:
-            raise ConflictError(exc.detail or str(exc)) from exc
-        except asyncpg.ForeignKeyViolationError as exc:
-            raise NotFoundError("a referenced row does not exist") from exc
+        except _KEYS as exc:
+            raise _translate(exc) from exc
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         try:
             await self._conn.executemany(sql, rows)
-        except asyncpg.UniqueViolationError as exc:
-            raise ConflictError(exc.detail or str(exc)) from exc
-        except asyncpg.ForeignKeyViolationError as exc:
-            raise NotFoundError("a referenced row does not exist") from exc
+        except _KEYS as exc:
+            raise _translate(exc) from exc
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         try:
             return list(await self._conn.fetch(sql, *args))
-        except asyncpg.UniqueViolationError as exc:
-            raise ConflictError(exc.detail or str(exc)) from exc
+        except _KEYS as exc:
+            raise _translate(exc) from exc
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
         try:
             return await self._conn.fetchrow(sql, *args)
-        except asyncpg.UniqueViolationError as exc:
-            raise ConflictError(exc.detail or str(exc)) from exc
+        except _KEYS as exc:
+            raise _translate(exc) from exc
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
         return await self._conn.fetchval(sql, *args)
@@ -108,8 +114,18 @@ class PostgresBackend(_PgConn):
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_PgConn]:
-        async with self.pool.acquire() as conn, conn.transaction():
-            yield _PgConn(conn)
+        """A transaction on one pool connection; commits on success, rolls back on any exception.
+
+        Cancellation is asyncpg's to handle, and it does: a cancelled statement is cancelled on the
+        server, the transaction context rolls back, and the pool resets a connection that is still
+        in a transaction (ROLLBACK) or terminates it before reuse. A COMMIT refused by a deferred
+        constraint raises the same errors as a refused statement.
+        """
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                yield _PgConn(conn)
+        except _KEYS as exc:   # a deferred constraint checked at COMMIT (statements' errors are translated)
+            raise _translate(exc) from exc
 
     async def ping(self) -> None:
         try:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 import orjson
@@ -21,6 +21,7 @@ import orjson
 from admin_api.store.backend import Dialect, Row
 from admin_api.store.errors import ConflictError, NotFoundError, StoreUnavailable
 
+T = TypeVar("T")
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 _translated: dict[str, str] = {}
 
@@ -57,6 +58,23 @@ def _translate_error(exc: sqlite3.IntegrityError) -> Exception:
     return exc
 
 
+async def _to_the_end(aw: Awaitable[T]) -> T:
+    """Await `aw` to completion even if the calling task is cancelled meanwhile; then re-raise that cancellation."""
+    task = asyncio.ensure_future(aw)
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                raise
+            cancelled = True
+            continue
+        if cancelled:
+            raise asyncio.CancelledError
+        return result
+
+
 class _SqliteConn:
     """Statement helpers over one aiosqlite connection."""
 
@@ -79,12 +97,10 @@ class _SqliteConn:
             raise _translate_error(exc) from exc
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        try:
-            cur = await self._db.execute(_sql(sql), _params(args))
+        try:   # one call on the connection's thread: no half-read statement stays open across an await
+            rows = await self._db.execute_fetchall(_sql(sql), _params(args))
         except sqlite3.IntegrityError as exc:
             raise _translate_error(exc) from exc
-        rows = await cur.fetchall()
-        await cur.close()
         return list(rows)  # type: ignore[arg-type]  # sqlite3.Row reads like a Mapping
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
@@ -130,14 +146,39 @@ class SqliteBackend(_SqliteConn):
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_SqliteConn]:
+        """`BEGIN IMMEDIATE` ... `COMMIT` on the writer, one task at a time.
+
+        On any exception (a cancellation included, wherever it lands: during BEGIN, in the body,
+        during a statement or during COMMIT) the writer is rolled back before the lock is released,
+        and that cleanup is not cut short by further cancellations. A COMMIT SQLite refuses (a
+        deferred foreign key, say) is rolled back too. A cancellation that arrives while COMMIT is
+        already running cannot undo it: the caller then sees CancelledError for committed work.
+        """
         async with self._lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
+            if self._writer.in_transaction:   # last resort: an earlier cleanup failed; never nest
+                await self._rollback(interrupt=False)
             try:
+                await self._writer.execute("BEGIN IMMEDIATE")
                 yield self._write
-            except BaseException:
-                await self._writer.execute("ROLLBACK")
+                await self._write.execute("COMMIT")
+            except BaseException as exc:
+                await _to_the_end(self._rollback(interrupt=isinstance(exc, asyncio.CancelledError)))
                 raise
-            await self._writer.execute("COMMIT")
+
+    async def _rollback(self, *, interrupt: bool) -> None:
+        """Leave the writer outside any transaction, whatever was in flight on it.
+
+        aiosqlite runs one connection's calls in order on one thread, so a ROLLBACK queued now runs
+        after a BEGIN or statement still in flight from a cancelled await. `interrupt` first aborts
+        that statement, so a cancelled slow query is not waited out.
+        """
+        if interrupt:
+            await self._writer.interrupt()
+        try:
+            await self._writer.execute("ROLLBACK")
+        except sqlite3.OperationalError:   # no transaction was open: BEGIN failed, or SQLite already rolled back
+            if self._writer.in_transaction:
+                raise
 
     async def ping(self) -> None:
         try:
