@@ -49,6 +49,7 @@ PROOF_BUNDLE = obj({"event": EVENT_WITH_LEAF, "leaf_index": {"type": "integer"},
 CSV_COLUMNS = ("id", "ts", "tenant_id", "actor", "action", "resource_type", "resource_id", "outcome", "request_id",
                "details")
 _FLUSH_BYTES = 64 * 1024
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _when(ctx: Ctx, name: str) -> datetime | None:
@@ -136,6 +137,11 @@ def _jsonl(event: dict[str, Any]) -> bytes:
     return dumps(event) + b"\n"
 
 
+def _neutralise_formula(value: str) -> str:
+    """OWASP CSV injection: a cell a spreadsheet would read as a formula gets a leading single quote."""
+    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+
+
 def _csv_line(values: list[str]) -> bytes:
     out = io.StringIO()
     csv.writer(out, lineterminator="\r\n").writerow(values)
@@ -144,7 +150,7 @@ def _csv_line(values: list[str]) -> bytes:
 
 def _csv(event: dict[str, Any]) -> bytes:
     row = {**event, "ts": orjson.loads(dumps(event["ts"])), "details": orjson.dumps(event["details"]).decode()}
-    return _csv_line(["" if row[c] is None else str(row[c]) for c in CSV_COLUMNS])
+    return _csv_line(["" if row[c] is None else _neutralise_formula(str(row[c])) for c in CSV_COLUMNS])
 
 
 @routes.route("GET", "/api/v1/audit/export/jsonl", summary="Export matching audit events as JSON Lines (streamed)",
@@ -154,10 +160,14 @@ async def export_jsonl(ctx: Ctx) -> Any:
     return await _stream(ctx, "application/x-ndjson", "audit-events.jsonl", b"", _jsonl)
 
 
-@routes.route("GET", "/api/v1/audit/export/csv", summary="Export matching audit events as CSV (streamed)",
+@routes.route("GET", "/api/v1/audit/export/csv",
+              summary="Export matching audit events as CSV (streamed, formula cells neutralised)",
               tag="audit", permission="audit:read", query=FILTER_QUERY, envelope=False,
               media_type="text/csv", response={"type": "string"},
-              description="Columns: " + ", ".join(CSV_COLUMNS) + "; `details` is a JSON object; empty cells are null.")
+              description="Columns: " + ", ".join(CSV_COLUMNS) + "; `details` is a JSON object; empty cells are null. "
+                          "A cell that starts with `=`, `+`, `-`, `@`, tab or carriage return is prefixed with a "
+                          "single quote (OWASP CSV injection), so a spreadsheet shows it as text instead of "
+                          "running it as a formula; the JSON Lines export carries the exact values.")
 async def export_csv(ctx: Ctx) -> Any:
     return await _stream(ctx, "text/csv; charset=utf-8", "audit-events.csv", _csv_line(list(CSV_COLUMNS)), _csv)
 

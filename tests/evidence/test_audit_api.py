@@ -101,6 +101,30 @@ async def test_csv_and_jsonl_exports_round_trip_the_listing_with_the_same_filter
     assert all(json.loads(line)["tenant_id"] == b.tenant_id for line in text.splitlines())
 
 
+async def test_csv_export_neutralises_formula_cells_and_jsonl_keeps_the_exact_values(
+    admin: AdminHarness, orgs: tuple[Org, Org]
+) -> None:
+    a, _ = orgs
+    payload = "=cmd|' /C calc'!A0"
+    hostile = [("actor", payload), ("actor", "+1+1"), ("resource_type", "-2+3"), ("resource_id", "@SUM(A1:A9)"),
+               ("request_id", "\t=1+1"), ("resource_id", "\r=HYPERLINK(\"http://evil\")")]
+    await admin.store.write_audit_events([
+        {"tenant_id": a.tenant_id, "action": f"test.formula.{i}", "actor": "user:x", "resource_type": "thing",
+         "details": {"note": payload}, **{column: value}} for i, (column, value) in enumerate(hostile)])
+    params = {"q": "test.formula"}
+    _, text = await _download(admin, a, "/api/v1/audit/export/csv", **params)
+    rows = {r["action"]: r for r in csv.DictReader(io.StringIO(text, newline=""))}
+    assert len(rows) == len(hostile)
+    for i, (column, value) in enumerate(hostile):
+        row = rows[f"test.formula.{i}"]
+        assert row[column] == "'" + value                       # shown as text, never evaluated
+        assert json.loads(row["details"]) == {"note": payload}  # a JSON object cell starts with "{": left as is
+        assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in row.values())
+    _, text = await _download(admin, a, "/api/v1/audit/export/jsonl", **params)
+    exact = {e["action"]: e for e in map(json.loads, text.splitlines())}
+    assert [exact[f"test.formula.{i}"][column] for i, (column, _) in enumerate(hostile)] == [v for _, v in hostile]
+
+
 async def test_purge_deletes_expired_events_keeps_the_log_verifiable_and_leaves_its_own_event(
     admin: AdminHarness, orgs: tuple[Org, Org]
 ) -> None:
