@@ -29,14 +29,16 @@ Validation and calibration (printed, and stored in the metadata json):
 Stacker: a three-weight logistic regression maps (signature score, model logit) to
 the detector's probability, ``sigmoid(c0 + c_sig * sig + c_model * clip(z) * gate)``.
 The gate is on for the roles in ``MODEL_ROLES`` (text the user or the application
-wrote) while the signature score lies in ``MODEL_GATE`` (a signature matched, but none
-that decides alone): held out, the model carried over to unseen
-templates of known jailbreak families but not to unseen sources, and not to documents
-(their logits are no better than chance there), so it is only allowed to tip texts a
+wrote) when a signature matched: held out, the model carried over to unseen templates
+of known jailbreak families but not to unseen sources, and not to documents (their
+logits are no better than chance there), so it is only allowed to tip texts a
 signature already found suspicious. The stacker is fitted on the grouped k-fold and the
 leave-one-file-out logits pooled (every example twice), so its model weight is what
 helps on unseen templates without hurting on unseen sources; thresholds are set on
-each benign example's worse held-out score of the two.
+each benign example's worse held-out score of the two (per benign kind, see
+``TARGET_FPR``). The shipped gate is then narrowed to the signature scores where the
+model can change a flag at those thresholds (``gate_band``), so the detector skips the
+model for almost all text.
 
 Signature scores are taken in the context each record would reach the detector in
 (documents and tool results as ``tool`` messages, see ``is_embedded``), as ``bench.eval``
@@ -69,7 +71,6 @@ from detectors.injection import (
     DEFAULT_MODEL_PATH,
     HASH_BITS,
     LOGIT_CLIP,
-    MODEL_GATE_FROM,
     WINDOW_BYTES,
     WINDOW_STRIDE,
     SignatureMatcher,
@@ -340,26 +341,30 @@ def fold_of(group: str, k: int) -> int:
 # --- calibration and thresholds ----------------------------------------------------------------
 
 
-def model_gate(sig: np.ndarray, kinds: np.ndarray, upper: float = math.inf) -> np.ndarray:
-    """1.0 where the detector would use the model logit: the signature score lies in [MODEL_GATE_FROM, upper) and
-    the text reaches the detector in one of ``MODEL_ROLES`` (documents and tool results arrive as ``tool``)."""
+def model_gate(sig: np.ndarray, kinds: np.ndarray, band: tuple[float, float] = (0.0, math.inf)) -> np.ndarray:
+    """1.0 where the detector uses the model logit: a signature matched, its score lies in ``band`` and the text
+    reaches the detector in one of ``MODEL_ROLES`` (documents and tool results arrive as ``tool``)."""
     roles = np.array([role_of_kind(k) for k in kinds.tolist()])
-    return ((sig >= MODEL_GATE_FROM) & (sig < upper) & np.isin(roles, MODEL_ROLES)).astype(np.float64)
+    inside = (sig > 0.0) & (sig >= band[0]) & (sig < band[1])
+    return (inside & np.isin(roles, MODEL_ROLES)).astype(np.float64)
 
 
-def gate_upper(cal: tuple[float, float, float], thresholds: dict[str, float]) -> float:
-    """Smallest signature score that flags a user or assistant message whatever the (clipped) model logit says:
-    from there up the detector skips the model. For those roles the flags at the shipped thresholds are the same
-    as with no upper bound (only already-flagged scores change a little); the system threshold is far stricter
-    (0.2 % FPR), so system prompts lose the model's help above the bound, which costs nothing on the
-    development data."""
+def gate_band(cal: tuple[float, float, float], thresholds: dict[str, float]) -> tuple[float, float]:
+    """Signature scores where the (clipped) model logit can change a user or assistant flag: below the band no
+    model logit lifts the score to the threshold, from its top up the signatures flag whatever the model says.
+    The detector skips the model outside the band; for those roles the flags at the shipped thresholds are the
+    same as with the model consulted whenever a signature matched (only scores far from the threshold change a
+    little). The system threshold is far stricter (0.2 % FPR), so system prompts lose the model's help above the
+    band, which costs nothing on the development data."""
     c0, c_sig, c_model = cal
     if c_sig <= 0:
-        return math.inf
-    need = max(math.log(t / (1.0 - t)) if t < 1.0 else math.inf for r, t in thresholds.items()
-               if r in ("user", "assistant"))
-    upper = (need - c0 + abs(c_model) * LOGIT_CLIP) / c_sig
-    return math.inf if upper > 1.0 else math.ceil(upper * 1e4) / 1e4
+        return 0.0, math.inf
+    logits = [math.log(t / (1.0 - t)) if 0.0 < t < 1.0 else (math.inf if t >= 1.0 else -math.inf)
+              for r, t in thresholds.items() if r in ("user", "assistant")]
+    reach = abs(c_model) * LOGIT_CLIP
+    lower = max(0.0, (min(logits) - c0 - reach) / c_sig)
+    upper = (max(logits) - c0 + reach) / c_sig
+    return math.floor(lower * 1e4) / 1e4, (math.inf if upper > 1.0 else math.ceil(upper * 1e4) / 1e4)
 
 
 def stack_features(z: np.ndarray, sig: np.ndarray, gate: np.ndarray) -> np.ndarray:
@@ -526,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
     # weight WEAK_RULE or more may.
     for role, kind_list in (("user", USER_BENIGN_KINDS), ("tool", TOOL_BENIGN_KINDS), ("system", SYSTEM_BENIGN_KINDS)):
         typical_z = float(np.median(z_oof[benign & np.isin(kinds, kind_list)]))
-        gated = np.array([1.0 if role in MODEL_ROLES and WEAK_RULE - WEAK_MARGIN >= MODEL_GATE_FROM else 0.0])
+        gated = np.array([1.0 if role in MODEL_ROLES else 0.0])
         floor = float(calibrated(cal, np.array([typical_z]), np.array([WEAK_RULE - WEAK_MARGIN]), gated)[0])
         thresholds[role] = max(thresholds[role], floor)
     thresholds["assistant"] = max(thresholds["user"], thresholds["tool"])
@@ -535,9 +540,9 @@ def main(argv: list[str] | None = None) -> int:
     band = (round(float(min(thresholds["user"], np.quantile(all_benign, 0.95))), 4),
             round(float(max(thresholds["user"], thresholds["tool"], np.quantile(all_benign, 0.999))), 4))
 
-    # The shipped gate stops where the signatures flag whatever the model says; report with it.
-    upper = gate_upper(cal, thresholds)
-    shipped_gate = model_gate(sig, kinds, upper)
+    # The shipped gate covers only the signature scores where the model can change a flag; report with it.
+    band_lo, band_hi = gate_band(cal, thresholds)
+    shipped_gate = model_gate(sig, kinds, (band_lo, band_hi))
     s_oof = calibrated(cal, z_oof, sig, shipped_gate)
     s_lofo = calibrated(cal, z_lofo, sig, shipped_gate)
 
@@ -591,7 +596,7 @@ def main(argv: list[str] | None = None) -> int:
                         "fitted_on": ("grouped k-fold and leave-one-file-out logits, pooled" if lofo_done
                                       else "grouped k-fold logits")},
         "model_roles": list(MODEL_ROLES),
-        "model_gate": [MODEL_GATE_FROM, upper if math.isfinite(upper) else 1.01],
+        "model_gate": [band_lo, band_hi if math.isfinite(band_hi) else 1.01],
         "thresholds": thresholds,
         "uncertain_band": list(band),
         "validation": {"grouped_kfold": {"folds": args.folds, **oof_report}, "leave_one_file_out": lofo},

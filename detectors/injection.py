@@ -20,8 +20,9 @@ A small stacked model maps (signature score, gated model logit) to one
 probability-like ``score``: ``sigmoid(c0 + c_sig * signature + c_model * z)``,
 where ``z`` (the model logit, clipped to ``±LOGIT_CLIP``) counts only for the roles
 in ``model_roles`` (text the user or the application wrote, where persona
-jailbreaks live) and only while the signature score lies in the ``model_gate`` band
-(a signature matched, but not one that decides on its own). Held-out validation
+jailbreaks live) and only while the signature score lies in the ``model_gate`` band:
+a signature matched, strong enough that the model could tip it over the threshold
+and not so strong that it flags whatever the model says. Held-out validation
 showed the model carries over to unseen templates of known attack families but not
 to unseen sources, and not to documents at all; the gate keeps it where it helps
 and, because most traffic matches no signature, skips its cost almost everywhere.
@@ -48,7 +49,6 @@ from .rules.injection_rules import CATEGORIES, RULES, InjectionRule
 __all__ = [
     "AMPLIFY_FROM",
     "LOGIT_CLIP",
-    "MODEL_GATE_FROM",
     "DEFAULT_MODEL_PATH",
     "EMBEDDED_ROLES",
     "ROLES",
@@ -66,10 +66,6 @@ __all__ = [
 ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
 # The model logit is clipped to this range before the stacker sees it (training does the same).
 LOGIT_CLIP = 10.0
-# Signature scores from this level up consult the model (below it, nothing matched that the model should
-# amplify). The upper end of the band is set by training: from there up the signatures flag whatever the model
-# says, so the model is skipped. The trained metadata records the band ("model_gate").
-MODEL_GATE_FROM = 0.2
 DEFAULT_MODEL_PATH = Path(__file__).parent / "data" / "injection_model.npz"
 
 # --- feature hashing ---------------------------------------------------------------------------
@@ -307,7 +303,7 @@ class _Model:
     bias: float
     calibration: tuple[float, float, float]  # intercept, signature coefficient, (gated) model-logit coefficient
     model_roles: frozenset[str]  # roles whose score uses the model logit (when the signature score is in the gate)
-    gate: tuple[float, float]
+    gate: tuple[float, float]  # signature scores in [lo, hi) (and > 0) consult the model
     thresholds: dict[str, float]
     band: tuple[float, float]
 
@@ -420,7 +416,7 @@ class InjectionDetector:
 
     def _gated(self, signature_score: float) -> bool:
         lo, hi = self._model.gate
-        return lo <= signature_score < hi
+        return signature_score > 0.0 and lo <= signature_score < hi
 
     # -- public API --
     def scan(self, text: str, role: str = "user") -> InjectionResult:
