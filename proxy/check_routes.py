@@ -195,6 +195,7 @@ class CheckService:
         self._waiters: dict[str, asyncio.Event] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._auth: tuple[Any, Any] | None = None
+        self._limiter: tuple[Any] | None = None
         self._counters: dict[tuple[str, int], Any] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -224,6 +225,26 @@ class CheckService:
         for w in (self.traces, self.anomalies):
             if w is not None:
                 await w.close()
+
+    # -- rate limit ----------------------------------------------------------------------------
+    async def rate_limit(self, ctx: RequestContext) -> None:
+        """Count one request against the caller's tenant and key, in a window of its own.
+
+        Tool checks, trace uploads and MCP messages get the same requests-per-minute limits as chat
+        (`rpm` of the key, else of the tenant, else the platform default) but are counted apart from
+        chat, so a busy agent cannot starve its organisation's chat traffic, nor the reverse. The
+        `X-RateLimit-*` headers go on the answer; over the limit raises 429 with Retry-After.
+        """
+        stage = self._limit_stage()
+        if stage is not None:
+            await stage.limit_apart(ctx, "c")
+
+    def _limit_stage(self) -> Any:
+        if self._limiter is None:
+            chain = self.rt.chain
+            assert chain is not None
+            self._limiter = (chain.stage("rate_limit"),)
+        return self._limiter[0]
 
     # -- authentication ------------------------------------------------------------------------
     def _stages(self) -> tuple[Any, Any]:
@@ -496,12 +517,15 @@ class CheckHandlers:
         if pagination is not None:
             meta["pagination"] = pagination
         self._count(ctx.route, status)
+        headers = ctx.response_headers
+        headers["X-Request-ID"] = ctx.request_id
         return web.Response(status=status, body=orjson.dumps({"data": data, "meta": meta, "errors": None}),
-                            content_type="application/json", headers={"X-Request-ID": ctx.request_id})
+                            content_type="application/json", headers=headers)
 
     def _problem(self, ctx: RequestContext, err: StageError) -> web.Response:
         self._count(ctx.route, err.status)
-        return problem_response(err, instance=ctx.path, request_id=ctx.request_id, openai=False)
+        return problem_response(err, instance=ctx.path, request_id=ctx.request_id, openai=False,
+                                headers=ctx.response_headers)
 
     async def _json(self, request: web.Request) -> Any:
         raw = await request.read()
@@ -537,6 +561,7 @@ class CheckHandlers:
         try:
             principal, token_agent = svc.authenticate(ctx)
             svc.require(principal, "checks:write")
+            await svc.rate_limit(ctx)
             body = await self._json(request)
             try:
                 _check_body(body)
@@ -602,6 +627,7 @@ class CheckHandlers:
         try:
             principal, token_agent = self.svc.authenticate(ctx)
             self.svc.require(principal, "traces:write")
+            await self.svc.rate_limit(ctx)
             body = await self._json(request)
             try:
                 _traces_body(body)

@@ -83,8 +83,11 @@ class McpFirewall:
         try:
             principal, token_agent = self.svc.authenticate(ctx)
             self.svc.require(principal, "checks:write")
+            if request.method == "POST":          # each JSON-RPC post counts (the GET stream is one long request)
+                await self.svc.rate_limit(ctx)
         except StageError as err:
-            return problem_response(err, instance=ctx.path, request_id=ctx.request_id, openai=False)
+            return problem_response(err, instance=ctx.path, request_id=ctx.request_id, openai=False,
+                                    headers=ctx.response_headers)
         agent_id = token_agent or request.headers.get("X-Casemate-Agent-Id") or "mcp-client"
         headers = {h: request.headers[h] for h in _FORWARD_REQUEST if h in request.headers}
         headers["X-Request-ID"] = ctx.request_id

@@ -46,6 +46,13 @@ class RateLimitStage:
         if scopes is not None:
             apply_result(ctx, await self._lim.check(scopes))
 
+    async def limit_apart(self, ctx: RequestContext, prefix: str) -> None:
+        """Count the request under the same limits but in windows of its own (scope keys get `prefix`),
+        for traffic that must not share the chat budget (tool checks, traces, MCP)."""
+        scopes = self.scopes(ctx)
+        if scopes is not None:
+            apply_result(ctx, await self._lim.check(_apart(scopes, prefix)))
+
 
 class LocalRateLimitStage(RateLimitStage):
     """In-process limiter: called without an await."""
@@ -54,6 +61,15 @@ class LocalRateLimitStage(RateLimitStage):
         scopes = self.scopes(ctx)
         if scopes is not None:
             apply_result(ctx, self._lim.check_now(scopes))  # type: ignore[attr-defined]
+
+    async def limit_apart(self, ctx: RequestContext, prefix: str) -> None:
+        scopes = self.scopes(ctx)
+        if scopes is not None:
+            apply_result(ctx, self._lim.check_now(_apart(scopes, prefix)))  # type: ignore[attr-defined]
+
+
+def _apart(scopes: tuple[Scope, Scope], prefix: str) -> tuple[Scope, ...]:
+    return tuple(Scope(prefix + s.key, s.rpm, s.tpm) for s in scopes)
 
 
 def apply_result(ctx: RequestContext, res: RateResult) -> None:

@@ -88,3 +88,18 @@ async def test_unauthenticated_mcp_requests_are_refused(mcp_proxy: Proxy) -> Non
     resp = await mcp_proxy.client.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
     assert resp.status == 401
     assert (await resp.json(content_type=None))["error_code"] == "AUTH-001"
+
+
+async def test_mcp_posts_count_against_the_keys_tool_window(mcp_proxy: Proxy) -> None:
+    from tests.check.test_check_rate_limit import _limit_key
+
+    await _limit_key(mcp_proxy, KEY_A, 2)
+    msg = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    statuses = []
+    for _ in range(3):
+        resp = await mcp_proxy.client.post("/mcp", json=msg, headers={
+            **AUTH, "Accept": "application/json, text/event-stream"})
+        statuses.append(resp.status)
+        body = await resp.read()
+    assert 429 not in statuses[:2] and statuses[2] == 429
+    assert b"GW-429" in body and resp.headers["Retry-After"]
