@@ -22,11 +22,11 @@ anchor of one of its families, and each anchor opens a window with safe edges:
 
 The numeric family's anchor (any three digits) fires on most prompts, so a pattern
 recognizer of that family runs only when one of its own regexes that can reach the
-threshold matches the text: each is compiled into the same database in Hyperscan's
-prefilter mode (a superset of the regex's matches), so a text where none fires is
-one where Presidio's full analysis would return nothing from that recognizer. (The
-other families' anchors are already about as selective as their recognizers' regexes,
-which would cost more to scan for than they save.)
+threshold matches inside the family's windows: they are compiled into a second
+database in Hyperscan's prefilter mode (a superset of each regex's matches), scanned
+over those windows only; where none fires, Presidio's full analysis would return
+nothing from that recognizer either. (The other families' anchors are already about
+as selective as their recognizers' regexes.)
 
 A recognizer then analyses its windows in one call, joined by line breaks; results
 are shifted back, and the engine's score filter and ``remove_duplicates`` run over
@@ -495,12 +495,17 @@ class PiiDetector:
             for p in self._families[fam].patterns:
                 patterns.append(p)
                 self._pattern_family.append(fam)
-        flags = [_hs.CASELESS | _hs.DOTALL | _hs.UTF8] * len(patterns)
-        # Gate patterns follow the anchors; ``_gate_of[pid - len(anchors)]`` is the gated
-        # recognizer's index. A recognizer with a pattern Hyperscan cannot take stays ungated.
-        self._n_anchors = len(patterns)
+        self._db: hyperscan.Database | None = (
+            _hs.compile_block(
+                patterns, [_hs.CASELESS | _hs.DOTALL | _hs.UTF8] * len(patterns)
+            )
+            if patterns
+            else None
+        )
+        # Gate pattern id -> index of its recognizer in ``_recognizers``. A recognizer with
+        # a pattern Hyperscan cannot take stays ungated.
+        gates: list[str] = []
         self._gate_of: list[int] = []
-        self._gated: frozenset[int] = frozenset()
         gated: set[int] = set()
         for i, (rec, _, fams) in enumerate(self._recognizers):
             if "digits" not in fams:
@@ -508,12 +513,14 @@ class PiiDetector:
             gate = _gate_patterns(rec, self.score_threshold)
             if gate and all(_prefilter_compiles(p) for p in gate):
                 gated.add(i)
-                patterns.extend(gate)
-                flags.extend([_GATE_FLAGS] * len(gate))
+                gates.extend(gate)
                 self._gate_of.extend([i] * len(gate))
         self._gated = frozenset(gated)
-        self._db: hyperscan.Database | None = (
-            _hs.compile_block(patterns, flags) if patterns else None
+        self._gate_families = frozenset(
+            f for i in gated for f in self._recognizers[i][2]
+        )
+        self._gate_db: hyperscan.Database | None = (
+            _hs.compile_block(gates, [_GATE_FLAGS] * len(gates)) if gates else None
         )
         self._ner = self._load_ner() if ner else None
         # Load lazily-built state (libphonenumber region metadata, the suffix list) now,
@@ -546,36 +553,20 @@ class PiiDetector:
         """True when the opt-in NER tier is active (a spaCy model is installed)."""
         return self._ner is not None
 
-    def _family_hits(self, text: str) -> tuple[dict[str, list[int]], frozenset[int]]:
-        """Character end offsets of anchor matches per family, and the recognizers to skip.
-
-        A gated recognizer is skipped when none of its gate patterns fired; all run when
-        the text holds a lone surrogate (its "?" stand-in byte could hide a match).
-        """
+    def _family_hits(self, text: str) -> dict[str, list[int]]:
+        """Character end offsets of anchor matches, per family."""
         if self._db is None:
-            return {}, frozenset()
-        try:
-            data = text.encode("utf-8")
-            exact = True
-        except UnicodeEncodeError:
-            data = text.encode("utf-8", "replace")  # a lone surrogate becomes one "?" byte
-            exact = False
+            return {}
+        data = text.encode("utf-8", "replace")  # a lone surrogate becomes one "?" byte
         ends: list[tuple[int, int]] = []
-        fired: set[int] = set()
         append = ends.append
-        n_anchors = self._n_anchors
-        gate_of = self._gate_of
 
         def on_match(pid: int, start: int, end: int, flags: int, ctx: object) -> None:
-            if pid < n_anchors:
-                append((pid, end))
-            else:
-                fired.add(gate_of[pid - n_anchors])
+            append((pid, end))
 
         self._db.scan(data, match_event_handler=on_match)
-        skip = self._gated.difference(fired) if exact else frozenset()
         if not ends:
-            return {}, skip
+            return {}
         fam_of = self._pattern_family
         ascii_digits = True
         if len(data) != len(text):  # non-ASCII: map byte offsets to character offsets
@@ -592,7 +583,31 @@ class PiiDetector:
                     continue
                 fam = _NON_ASCII_ONLY[fam]
             by_family.setdefault(fam, []).append(end)
-        return by_family, skip
+        return by_family
+
+    def _idle_recognizers(
+        self, text: str, windows: list[tuple[int, int]]
+    ) -> frozenset[int]:
+        """Gated recognizers none of whose gate patterns fires inside ``windows``.
+
+        ``windows`` cover every window of the gated recognizers' families; they are
+        scanned joined by line breaks (a hit across a junction only costs a needless run).
+        With a lone surrogate in them (no exact UTF-8), nothing is skipped.
+        """
+        if self._gate_db is None:
+            return frozenset()
+        try:
+            data = "\n".join(text[lo:hi] for lo, hi in windows).encode("utf-8")
+        except UnicodeEncodeError:
+            return frozenset()
+        fired: set[int] = set()
+        gate_of = self._gate_of
+
+        def on_match(pid: int, start: int, end: int, flags: int, ctx: object) -> None:
+            fired.add(gate_of[pid])
+
+        self._gate_db.scan(data, match_event_handler=on_match)
+        return self._gated.difference(fired)
 
     @staticmethod
     def _windows(
@@ -684,21 +699,25 @@ class PiiDetector:
 
     def scan_results(self, text: str) -> list[RecognizerResult]:
         """Presidio ``RecognizerResult``s, exactly as ``AnalyzerEngine.analyze`` would return them."""
-        hits, skip = self._family_hits(text)
+        hits = self._family_hits(text)
         results: list[RecognizerResult] = []
         if hits:
-            family_windows: dict[str, list[tuple[int, int]]] = {}
+            family_windows = {
+                fam: self._windows(text, self._families[fam], ends)
+                for fam, ends in hits.items()
+            }
+            gate_windows = [
+                w for f in self._gate_families for w in family_windows.get(f, ())
+            ]
+            idle = (
+                self._idle_recognizers(text, _merge(gate_windows))
+                if gate_windows
+                else frozenset()
+            )
             for i, (rec, ents, fams) in enumerate(self._recognizers):
-                if i in skip:
+                if i in idle:
                     continue
-                present = []
-                for f in fams:
-                    if f in hits:
-                        if f not in family_windows:  # windows only for families still needed
-                            family_windows[f] = self._windows(
-                                text, self._families[f], hits[f]
-                            )
-                        present.append(family_windows[f])
+                present = [family_windows[f] for f in fams if f in family_windows]
                 if not present:
                     continue
                 windows = (
