@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from admin_api.routing import Route
+from pipeline.checks.api import openapi_paths as check_openapi_paths
 
 _PATH_PARAM = re.compile(r"\{([^}/:]+)(?::[^}]*)?\}")      # aiohttp `{name}` or `{name:regex}`
 _ERRORS = {
@@ -20,7 +21,7 @@ _ERRORS = {
     "409": "Conflicts with an existing resource",
     "422": "Well-formed but refused",
     "413": "The request body is larger than the server accepts",
-    "429": "Too many attempts",
+    "429": "Too many requests or attempts: Retry-After says when to try again",
     "503": "Not available in this process",
 }
 
@@ -72,10 +73,6 @@ PROXY_PATHS: dict[str, dict[str, Any]] = {
         "requestBody": {"required": True, "content": {"application/json": {"schema": _OBJ}}},
         "responses": {"200": {"description": "Envelope with data and security",
                               "content": {"application/json": {"schema": _OBJ}}}}}},
-    "/api/v1/check": {"post": {
-        "summary": "Ask before a tool call: allow, block or pending", "security": [{"apiKey": []}],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": _OBJ}}},
-        "responses": {"200": {"description": "Decision", "content": {"application/json": {"schema": _OBJ}}}}}},
     "/health": {"get": {"summary": "Liveness", "security": [],
                         "responses": {"200": {"description": "Alive"}}}},
     "/ready": {"get": {"summary": "Readiness (store, Redis, directory loaded)", "security": [],
@@ -154,7 +151,7 @@ def build_openapi(routes: list[Route], *, version: str, admin_url: str = "http:/
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         paths.setdefault(openapi_path(route.path), {})[route.method.lower()] = _operation(route)
-    for path, item in PROXY_PATHS.items():
+    for path, item in {**PROXY_PATHS, **check_openapi_paths()}.items():
         ops = {method: {**copy.deepcopy(op), "tags": ["proxy"], "operationId": "proxy_" + method + path.replace("/", "_")
                         .replace(".", "_")} for method, op in item.items()}
         paths[path] = {**ops, "servers": PROXY_SERVER}
@@ -179,6 +176,8 @@ def build_openapi(routes: list[Route], *, version: str, admin_url: str = "http:/
                 "bearer": {"type": "http", "scheme": "bearer",
                            "description": "An access token from /api/v1/auth/login, or an API key (cm_live_...)"},
                 "apiKey": {"type": "http", "scheme": "bearer", "description": "A Casemate API key (cm_live_...)"},
+                "agentToken": {"type": "apiKey", "in": "header", "name": "X-Casemate-Agent-Token",
+                               "description": "An agent JWT from POST /api/v1/agents/{agent_id}/token"},
             },
             "schemas": {"Problem": PROBLEM, "Meta": META, "Pagination": PAGINATION},
             "responses": responses,

@@ -32,6 +32,7 @@ import orjson
 from aiohttp import web
 
 from pipeline.checks.agent_token import AgentTokenError, AgentTokens
+from pipeline.checks.api import ANOMALIES_QUERY, CHECK_BODY, DECIDE_BODY, MAX_WAIT_S, TRACES_BODY, TRACES_QUERY
 from pipeline.checks.engine import CheckEngine, CheckRequest, Verdict
 from pipeline.checks.rules import CompiledRules, RulesCache
 from pipeline.context import Principal, RequestContext
@@ -45,35 +46,12 @@ log = logging.getLogger("casemate.checks")
 
 CHECKS_CHANNEL = "cm:checks"
 VERSION = "0.1.0"
-MAX_WAIT_S = 60.0
 REVIEW_ROLES = frozenset({"owner", "admin", "security_admin"})
 AGENT_PERMISSIONS = frozenset({"checks:write", "traces:write"})
 _POLL_S_LOCAL = 0.25           # store re-read interval while long-polling without Redis
 _POLL_S_REDIS = 2.0            # with Redis wake-ups (a safety net only)
 _UUID_LEN = 36
 
-_ID = {"type": "string", "minLength": 1, "maxLength": 200}
-CHECK_BODY = {
-    "type": "object", "additionalProperties": False, "required": ["tool_name"],
-    "properties": {"agent_id": _ID, "tool_name": _ID, "arguments": {}, "session_id": _ID,
-                   "context": {"type": "object"}},
-}
-DECIDE_BODY = {
-    "type": "object", "additionalProperties": False, "required": ["decision"],
-    "properties": {"decision": {"enum": ["allow", "block"]}, "decided_by": {"type": "string", "maxLength": 200},
-                   "reason": {"type": "string", "maxLength": 2000}},
-}
-TRACE = {
-    "type": "object", "additionalProperties": False, "required": ["tool_name"],
-    "properties": {"agent_id": _ID, "tool_name": _ID, "session_id": _ID, "arguments": {}, "result": {},
-                   "decision": {"enum": ["allow", "block", "pending"]}, "blocked": {"type": "boolean"},
-                   "error": {"type": ["string", "null"], "maxLength": 4000},
-                   "duration_ms": {"type": ["number", "null"], "minimum": 0}, "check_id": _ID,
-                   "ts": {"type": "string", "format": "date-time"}},
-}
-TRACES_BODY = {"anyOf": [TRACE, {"type": "object", "additionalProperties": False, "required": ["traces"],
-                                 "properties": {"traces": {"type": "array", "minItems": 1, "maxItems": 1000,
-                                                           "items": TRACE}}}]}
 _check_body = fastjsonschema.compile(CHECK_BODY)
 _decide_body = fastjsonschema.compile(DECIDE_BODY)
 _traces_body = fastjsonschema.compile(TRACES_BODY)
@@ -708,8 +686,7 @@ class CheckHandlers:
         try:
             principal, token_agent = self.svc.authenticate(ctx)
             self.svc.require(principal, "traces:read", "traces:write", "checks:review")
-            q = self._list_query(request, {"agent_id": "str", "from": "time", "to": "time", "blocked": "bool",
-                                           "limit": "int", "cursor": "cursor"})
+            q = self._list_query(request, TRACES_QUERY)
             agent_id = token_agent or q.get("agent_id")
             limit = q.get("limit", 50)
             page = await self.svc.rt.store.list_traces(principal.tenant_id, agent_id=agent_id, since=q.get("from"),
@@ -724,8 +701,7 @@ class CheckHandlers:
         try:
             principal, token_agent = self.svc.authenticate(ctx)
             self.svc.require(principal, "traces:read", "traces:write", "checks:review")
-            q = self._list_query(request, {"agent_id": "str", "min_score": "score", "decision": "decision",
-                                           "limit": "int", "cursor": "cursor"})
+            q = self._list_query(request, ANOMALIES_QUERY)
             limit = q.get("limit", 50)
             page = await self.svc.rt.store.list_anomalies(
                 principal.tenant_id, min_score=q.get("min_score"), agent_id=token_agent or q.get("agent_id"),

@@ -133,3 +133,17 @@ async def test_nul_characters_are_refused_naming_the_field(admin: AdminHarness) 
     assert status == 400 and body["errors"][0]["field"] == "allowed_models.1"
     status, body = await admin.call("GET", "/api/v1/requests/abc%00def", admin.platform)
     assert status == 400 and body["errors"][0]["field"] == "request_id"
+
+
+async def test_the_documented_agent_routes_carry_the_schemas_the_proxy_validates_with(admin: AdminHarness) -> None:
+    from pipeline.checks.api import CHECK_BODY, TRACES_BODY, TRACES_QUERY
+
+    _, doc = await admin.call("GET", "/openapi.json", admin.platform, expect=200)
+    paths = doc["paths"]
+    check = paths["/api/v1/check"]["post"]
+    assert check["requestBody"]["content"]["application/json"]["schema"] == CHECK_BODY
+    assert "429" in check["responses"]
+    assert paths["/api/v1/traces"]["post"]["requestBody"]["content"]["application/json"]["schema"] == TRACES_BODY
+    assert [p["name"] for p in paths["/api/v1/traces"]["get"]["parameters"]] == list(TRACES_QUERY)
+    for path in ("/api/v1/check/{check_id}/decision", "/api/v1/check/{check_id}", "/api/v1/anomalies", "/mcp"):
+        assert path in paths and paths[path]["servers"][0]["url"].endswith(":8080")
