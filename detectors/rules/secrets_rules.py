@@ -62,6 +62,10 @@ _AUTH_HEADER = r"""Authorization["'`]?\s*(?:=>|[:=,])\s*["'`]?"""
 # Value characters of a generic token (no quotes, spaces, separators of code).
 _TOKEN_CHARS = r"[A-Za-z0-9_\-+/.=~!@#%^&*]"
 _ANY_SECRET_NAME = "(?:" + _KEY_NAMES + "|" + _PASSWORD_NAMES + ")"
+# Element names whose text is a credential; not a bare <key> (a plist's <key> holds a name).
+_XML_KEY_NAMES = (
+    r"(?:api[_\-.]?key|apikey|[_\-.]key|[a-z]Key|secret|token|credentials?|private[_\-.]?key)"
+)
 
 
 def _password(rule_id: str, pattern: str, confidence: float) -> SecretRule:
@@ -71,7 +75,7 @@ def _password(rule_id: str, pattern: str, confidence: float) -> SecretRule:
     )
 
 
-def _generic_key(rule_id: str, pattern: str) -> SecretRule:
+def _generic_key(rule_id: str, pattern: str, min_entropy: float = 3.2) -> SecretRule:
     """A high-entropy value under a key/token/secret-like variable name (the name itself is checked too)."""
     return SecretRule(
         rule_id,
@@ -80,7 +84,7 @@ def _generic_key(rule_id: str, pattern: str) -> SecretRule:
         0.6,
         "entropy",
         caseless=True,
-        min_entropy=3.2,
+        min_entropy=min_entropy,
         named=True,
     )
 
@@ -1125,7 +1129,7 @@ RULES: tuple[SecretRule, ...] = (
     SecretRule(
         "xml-secret-element",
         "generic_api_key",
-        r"<[\w.:\-]{0,30}" + _KEY_NAMES + r">\s*(?P<secret>[^<>\s]{10,256})\s*</",
+        r"<[\w.:\-]{0,30}" + _XML_KEY_NAMES + r">\s*(?P<secret>[^<>\s]{10,256})\s*</",
         0.6,
         "entropy",
         caseless=True,
@@ -1182,14 +1186,18 @@ RULES: tuple[SecretRule, ...] = (
         + _TOKEN_CHARS
         + "{10,256})",
     ),
-    # Quoted values may hold any printable character ("7`D'}/vY)T;W..."): one rule per quote kind.
+    # Quoted values may hold any printable character ("7`D'}/vY)T;W..."): one rule per quote
+    # kind. Such punctuation also fills ordinary settings ("en-US,en;q=0.9"), so these need a
+    # longer, more random value than the plain token rule above.
     _generic_key(
         "generic-api-key-double-quoted",
-        _KEY_NAMES + _ASSIGN + r'"(?P<secret>[^"\s]{10,256})"',
+        _KEY_NAMES + _ASSIGN + r'"(?P<secret>[^"\s]{16,256})"',
+        min_entropy=4.0,
     ),
     _generic_key(
         "generic-api-key-single-quoted",
-        _KEY_NAMES + _ASSIGN + r"'(?P<secret>[^'\s]{10,256})'",
+        _KEY_NAMES + _ASSIGN + r"'(?P<secret>[^'\s]{16,256})'",
+        min_entropy=4.0,
     ),
     # A name/value pair passed as two arguments: setenv("API_KEY", "..."), buildConfigField(..., 'API_KEY', '"..."').
     _generic_key(

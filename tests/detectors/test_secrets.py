@@ -311,6 +311,7 @@ def test_entropy_and_placeholder_helpers() -> None:
         ),
         # XML and .NET configuration
         ("<db><password>Vk2#pL9qRw</password></db>", "Vk2#pL9qRw"),
+        ("<ApiKey>" + soup(32, 44) + "</ApiKey>", soup(32, 44)),
         ('<add key="PaymentGatewaySecret" value="Hq7TzP2wK9" />', "Hq7TzP2wK9"),
         # a vendor keyword in front of a bare legacy token
         ("sourcegraph: " + hexs(40, 11), hexs(40, 11)),
@@ -357,6 +358,9 @@ def test_generic_credential_shapes_are_found(
         "Variables: `POSTGRES_PASSWORD`, `CF_R2_ACCESS_KEY_ID`, `CF_R2_ENDPOINT_URL`",
         # "pass" at the end of a longer word is no password name
         "Agent B owns did:moltpass:mp-k3v9q2",
+        # settings and plist names under key-ish names
+        '"accept_language_key": "en-US,en;q=0.9"',
+        "<key>NSCameraUsageDescription</key>",
         # URLs assigned to auth-ish names carry no secret of their own
         'const MONGO_NO_AUTH = "mongodb://localhost:27017/database";',
     ],
