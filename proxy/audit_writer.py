@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections import deque
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Protocol, Sequence
 
-import orjson
+from proxy.journal import Journal
 
 log = logging.getLogger("casemate.audit")
 
@@ -50,10 +49,10 @@ def _key_usage(rows: list[dict[str, Any]]) -> list[tuple[str, float, int, int, f
 class AuditWriter:
     def __init__(self, store: AuditStore, journal_dir: Path, *, max_queue: int = 10_000, batch_size: int = 500,
                  flush_interval_s: float = 0.5, token_sink: TokenSink | None = None,
-                 metrics: Any = None, on_written: Callable[[], Awaitable[None]] | None = None) -> None:
+                 metrics: Any = None, on_written: Callable[[], Awaitable[None]] | None = None,
+                 worker: int = 0, workers: int = 1) -> None:
         self._store = store
-        self._journal = Path(journal_dir) / "audit-journal.jsonl"
-        self._journal.parent.mkdir(parents=True, exist_ok=True)
+        self._journal = Journal(Path(journal_dir), "audit", worker=worker, workers=workers)
         self._q: deque[tuple[dict[str, Any] | None, dict[str, Any]]] = deque()
         self._max = max_queue
         self._batch = batch_size
@@ -87,10 +86,7 @@ class AuditWriter:
 
     @property
     def journal_bytes(self) -> int:
-        try:
-            return self._journal.stat().st_size
-        except FileNotFoundError:
-            return 0
+        return self._journal.size_bytes
 
     # -- background ------------------------------------------------------------------------
     def start(self) -> None:
@@ -109,7 +105,7 @@ class AuditWriter:
     async def flush(self) -> None:
         """Write everything queued (and replay the journal first when it has entries)."""
         await self._flush_tokens()
-        if self._journal.exists() and self._journal.stat().st_size > 0:
+        if self._journal.pending():
             if not await self._replay():
                 # store still down: keep order by spilling the queue behind the journal
                 if self._q:
@@ -195,58 +191,24 @@ class AuditWriter:
             return False
 
     def _dead_letter(self, item: tuple[dict[str, Any] | None, dict[str, Any]], exc: Exception) -> None:
-        path = self._journal.with_name("audit-deadletter.jsonl")
-        with open(path, "ab") as fh:
-            fh.write(orjson.dumps({"event": item[0], "row": item[1], "error": f"{exc.__class__.__name__}: {exc}"[:500]},
-                                  default=str) + b"\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        self._journal.dead_letter({"event": item[0], "row": item[1]}, exc)
         self.dead_lettered += 1
-        log.error("audit record refused by the store (%s); kept in %s", exc.__class__.__name__, path.name)
+        log.error("audit record refused by the store (%s); kept in the dead-letter file", exc.__class__.__name__)
         if self._metrics is not None:
             self._metrics.audit_spilled(1, "dead_letter")
 
     def _spill(self, batch: list[tuple[dict[str, Any] | None, dict[str, Any]]], reason: str) -> None:
-        with open(self._journal, "ab") as fh:
-            for event, row in batch:
-                fh.write(orjson.dumps({"event": event, "row": row}) + b"\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        self._journal.append({"event": event, "row": row} for event, row in batch)
         self.spilled += len(batch)
         if self._metrics is not None:
             self._metrics.audit_spilled(len(batch), reason)
 
     async def _replay(self) -> bool:
-        """Replay the journal in order; truncate it only after every entry is written."""
-        try:
-            data = self._journal.read_bytes()
-        except FileNotFoundError:
-            return True
-        entries = []
-        for line in data.splitlines():
-            if not line.strip():
-                continue
-            try:
-                rec = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                log.error("skipping a torn journal line of %d bytes", len(line))
-                continue
-            entries.append((rec.get("event"), rec.get("row") or {}))
-        for i in range(0, len(entries), self._batch):
-            if not await self._write(entries[i:i + self._batch]):
-                # keep what was not written (inserts are idempotent on id, so rewriting is safe)
-                remaining = entries[i:]
-                tmp = self._journal.with_suffix(".tmp")
-                with open(tmp, "wb") as fh:
-                    for event, row in remaining:
-                        fh.write(orjson.dumps({"event": event, "row": row}) + b"\n")
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, self._journal)
-                return False
-        self._journal.unlink(missing_ok=True)
-        log.info("replayed %d journaled audit events", len(entries))
-        return True
+        """Replay the journal in order (inserts are idempotent on id, so a partial replay may repeat)."""
+        async def write(entries: list[Any]) -> bool:
+            return await self._write([(e.get("event"), e.get("row") or {}) for e in entries])
+
+        return await self._journal.replay(write, self._batch)
 
     async def close(self) -> None:
         """Stop the loop and flush everything (used on graceful shutdown)."""

@@ -22,9 +22,8 @@ import base64
 import logging
 import os
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import fastjsonschema
@@ -40,6 +39,8 @@ from pipeline.errors import Forbidden, HttpProblem, NotFound, StageError, Unauth
 from pipeline.ids import uuid7_str
 from pipeline.stages.authenticate import bearer_token
 from pipeline.stages.request_id import assign_request_id
+from proxy.batch_writer import BatchWriter
+from proxy.journal import Journal
 from proxy.problems import now_rfc3339, problem_response
 
 log = logging.getLogger("casemate.checks")
@@ -98,68 +99,6 @@ def decode_cursor(cursor: str) -> str:
     return raw[3:]
 
 
-class BatchWriter:
-    """A bounded queue written to the store in batches by one background task.
-
-    A failed write keeps the batch at the head of the queue and retries on the next tick; when
-    the queue is full the oldest rows are dropped and counted (`dropped`).
-    """
-
-    def __init__(self, name: str, write: Callable[[list[dict[str, Any]]], Awaitable[None]], *,
-                 max_queue: int = 50_000, batch: int = 500, interval_s: float = 0.5) -> None:
-        self.name = name
-        self._write = write
-        self._q: deque[dict[str, Any]] = deque()
-        self._max = max_queue
-        self._batch = batch
-        self._interval = interval_s
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self.dropped = 0
-
-    def submit(self, row: dict[str, Any]) -> None:
-        if len(self._q) >= self._max:
-            self._q.popleft()
-            self.dropped += 1
-        self._q.append(row)
-        if len(self._q) >= self._batch:
-            self._wake.set()
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"casemate-{self.name}-writer")
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
-            except TimeoutError:
-                pass
-            self._wake.clear()
-            await self.flush()
-
-    async def flush(self) -> bool:
-        while self._q:
-            batch = [self._q[i] for i in range(min(self._batch, len(self._q)))]
-            try:
-                await self._write(batch)
-            except Exception as exc:  # noqa: BLE001 - the store is down: keep the rows, retry next tick
-                log.warning("%s batch write failed (%s); %d rows kept", self.name, exc.__class__.__name__,
-                            len(self._q))
-                return False
-            for _ in batch:
-                self._q.popleft()
-        return True
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-        await self.flush()
-
-
 class CheckService:
     """One worker's check state: engine, compiled-rules cache, review waiters, trace/anomaly writers."""
 
@@ -182,8 +121,12 @@ class CheckService:
         self.engine = CheckEngine(injection=getattr(det, "injection", None), secrets=getattr(det, "secrets", None),
                                   pii=getattr(det, "pii", None))
         store = self.rt.store
-        self.traces = BatchWriter("traces", store.write_traces)
-        self.anomalies = BatchWriter("anomalies", store.write_anomalies)
+        journals = Path(self.rt.settings.data_dir) / "journal"
+        worker, workers = getattr(self.rt, "worker", 0), self.rt.settings.workers
+        self.traces = BatchWriter("traces", store.write_traces,
+                                  Journal(journals, "traces", worker=worker, workers=workers), store.ping)
+        self.anomalies = BatchWriter("anomalies", store.write_anomalies,
+                                     Journal(journals, "anomalies", worker=worker, workers=workers), store.ping)
         self.traces.start()
         self.anomalies.start()
         loop = asyncio.get_running_loop()
@@ -294,7 +237,8 @@ class CheckService:
         verdict = self.engine.evaluate(rules, req)
         check_id = uuid7_str()
         if verdict.anomaly_score >= rules.anomaly_threshold and rules.anomaly_enabled and self.anomalies:
-            self.anomalies.submit({"id": uuid7_str(), "tenant_id": principal.tenant_id, "agent_id": agent_id,
+            self.anomalies.submit({"id": uuid7_str(), "ts": datetime.now(UTC), "tenant_id": principal.tenant_id,
+                                   "agent_id": agent_id,
                                    "check_id": check_id, "tool_name": req.tool_name, "score": verdict.anomaly_score,
                                    "decision": verdict.decision, "components": verdict.anomaly_components})
         return check_id, policy, verdict

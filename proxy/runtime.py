@@ -87,8 +87,9 @@ async def prepare_store(settings: Settings, store: Any = None) -> None:
 class Runtime:
     """Everything one worker needs; `start()` / `close()` bracket its life."""
 
-    def __init__(self, settings: Settings, *, store: Any = None, detectors: Any = None) -> None:
+    def __init__(self, settings: Settings, *, store: Any = None, detectors: Any = None, worker: int = 0) -> None:
         self.settings = settings
+        self.worker = worker                    # this process's index among settings.workers (own journals)
         self.master = load_master_secret(settings)
         self.hash_key = derive_key(self.master, "api-key-hash")
         self.pii_key = derive_key(self.master, "pii-hmac")
@@ -146,7 +147,7 @@ class Runtime:
         self.audit = AuditWriter(self.store, Path(s.data_dir) / "journal", max_queue=s.audit_queue_size,
                                  batch_size=s.audit_batch_size, flush_interval_s=s.audit_flush_interval_s,
                                  token_sink=self.limiter.add_tokens, metrics=metrics.AuditMetrics(),
-                                 on_written=on_written)
+                                 on_written=on_written, worker=self.worker, workers=s.workers)
         self.audit.start()
         if self.detectors is None:
             from proxy.detection import build_detectors

@@ -117,7 +117,7 @@ async def run_worker(settings: Settings, index: int, *, mock_port: int | None = 
         await mock_runner.setup()
         await web.TCPSite(mock_runner, "127.0.0.1", mock_port).start()
 
-    rt = Runtime(settings, detectors=detectors)
+    rt = Runtime(settings, detectors=detectors, worker=index)
     await rt.start()
     reuse = settings.workers > 1
     grace = settings.shutdown_grace_s

@@ -133,7 +133,7 @@ class ChecksRepo(StoreBase):
         rows = [(t["id"], t["tenant_id"], t["agent_id"], t.get("session_id"), t["tool_name"],
                  {"value": t.get("arguments")}, {"value": t.get("result")}, t.get("decision"),
                  bool(t.get("blocked")), t.get("error"), t.get("duration_ms"), t.get("check_id"),
-                 t.get("ts") or utcnow()) for t in traces]
+                 dt_value(t.get("ts")) or utcnow()) for t in traces]       # a str after a journal replay
         async with self.db.transaction() as conn:
             await conn.executemany(
                 "INSERT INTO tool_traces (id, tenant_id, agent_id, session_id, tool_name, arguments, result,"
@@ -158,7 +158,7 @@ class ChecksRepo(StoreBase):
         if not events:
             return
         rows = [(e["id"], e["tenant_id"], e["agent_id"], e.get("check_id"), e["tool_name"], float(e["score"]),
-                 e["decision"], dict(e.get("components") or {}), e.get("ts") or utcnow()) for e in events]
+                 e["decision"], dict(e.get("components") or {}), dt_value(e.get("ts")) or utcnow()) for e in events]
         async with self.db.transaction() as conn:
             await conn.executemany(
                 "INSERT INTO tool_anomalies (id, tenant_id, agent_id, check_id, tool_name, score, decision,"
