@@ -178,6 +178,8 @@ _PARTS = re.compile(r"[-_./+]+")
 _ALPHA = re.compile(r"^[A-Za-z]+$")
 # One word of an identifier, in one consistent case, perhaps with a number in it ("ARGON2ID", "R2", "Dev").
 _WORD = re.compile(r"^(?:[A-Z]+\d*[A-Z]*|[a-z]+\d*[a-z]*|[A-Z][a-z]+\d*)$")
+# The humps of a CamelCase name: "X509WorkloadIdentityAuth" -> X, 509, Workload, Identity, Auth.
+_HUMP = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 # A route or file path made of words ("cms/sites/passwords#update", "/etc/app/config").
 _WORD_PATH = re.compile(r"^/?[A-Za-z]+(?:[-_][A-Za-z]+)*(?:[/#][A-Za-z]+(?:[-_][A-Za-z]+)*)+/?$")
 # What directly follows a shown-but-cut credential: an ellipsis or a mask ("sk-abc...", "xoxp-1-2-####").
@@ -187,16 +189,32 @@ _ASSIGNMENT_CHARS = " \t\"'`\\=:>,("
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 _ID_NAME = re.compile(r"(?i:(?:^|[_\-.])(?:id|ids|uuid|guid))$|[a-z0-9](?:Id|ID|Ids|IDs)$")
 _SECRET_WORD = re.compile(r"secret|pass|pwd", re.IGNORECASE)
+# An unquoted identifier holding one of these ("resolved_password") is a variable, not the secret.
+_CREDENTIAL_WORD = re.compile(r"passw|passwd|pwd|secret|token|credential|api_?key", re.IGNORECASE)
 _PUBLIC_WORD = re.compile(r"public|publishable|pub[_\-.]?key", re.IGNORECASE)
 
 
-def _identifier_like(value: str) -> bool:
-    """Words joined by separators ("public_hex", "PASSWORD_DEFAULT/ARGON2ID", "CF_R2_ACCESS_KEY_ID")."""
-    parts = [p for p in _PARTS.split(value) if p]
-    if len(parts) < 2:
+def _camel_case(part: str) -> bool:
+    """A CamelCase name ("AccessTokenProvider", "MLKEM768X25519PublicKey"): at least two humps of
+    three or more letters and at most one single-character hump (random mixed case has many)."""
+    humps = _HUMP.findall(part)
+    if len(humps) < 2 or sum(map(len, humps)) != len(part):
         return False
-    if all(len(p) <= 16 and (_WORD.match(p) or _ALPHA.match(p)) for p in parts):
-        return True
+    words = sum(len(h) >= 3 and h[-1].isalpha() for h in humps)
+    return words >= 2 and sum(len(h) == 1 for h in humps) <= 1
+
+
+def _identifier_like(value: str) -> bool:
+    """A name, not a value: words joined by separators ("public_hex", "PASSWORD_DEFAULT/ARGON2ID",
+    "CF_R2_ACCESS_KEY_ID") or CamelCase ("AgentBrowserAuthenticationSubmitParam", "_AzureApiKeyT")."""
+    parts = [p for p in _PARTS.split(value) if p]
+    if not parts:
+        return False
+    if all(
+        (len(p) <= 24 and (_WORD.match(p) or _ALPHA.match(p))) or _camel_case(p)
+        for p in parts
+    ):
+        return len(parts) >= 2 or _camel_case(parts[0])
     words = [p for p in parts if _ALPHA.match(p) and len(p) <= 12]
     return sum(len(p) >= 3 for p in words) >= 3
 
@@ -232,7 +250,10 @@ def _accept(rule: SecretRule, value: str, prefix: str, after: str) -> bool:
         return False
     if rule.check == "format":
         return True
-    if rule.check == "bare_password" and _CODE_LIKE.search(value):
+    if rule.check == "bare_password" and (
+        _CODE_LIKE.search(value)
+        or (_CREDENTIAL_WORD.search(value) and _identifier_like(value))
+    ):
         return False
     if rule.check in ("password", "bare_password"):
         return (

@@ -12,7 +12,8 @@ reported span (the whole match when absent). ``check`` selects the post-check:
   references, templates, environment look-ups and stand-in words ("password",
   "secret", "changeme", ...), needs at least 4 characters;
 * ``"bare_password"`` -- the same for an unquoted value, which must also not look like
-  code (a call, an attribute path, a type name);
+  code (a call, an attribute path, a type name, a variable named after the secret such as
+  "resolved_password");
 * ``"entropy"``  -- a token assigned to a key/token/secret-like name, or a random-looking
   token next to a context word: also needs mixed character classes and
   Shannon entropy of at least ``min_entropy`` bits per character, no ascending
@@ -1058,7 +1059,7 @@ RULES: tuple[SecretRule, ...] = (
         "connection_string_password",
         r"""(?:^|[;"'\s])(?:password|pwd)\s*=\s*(?P<secret>[^;"'\s{}$%<>]{3,100})\s*(?:;|["']|$)""",
         0.85,
-        "password",
+        "bare_password",
         caseless=True,
     ),
     SecretRule(
@@ -1144,8 +1145,8 @@ RULES: tuple[SecretRule, ...] = (
     ),
     _password(
         "generic-password",
-        _PASSWORD_NAMES
-        + r"""[A-Za-z0-9_]{0,12}"""
+        # a longer name may run on ("passwordHash"); a bare "pass" may not ("passerby")
+        r"(?:(?:password|passwd|passphrase|pwd|db_?pass)[A-Za-z0-9_]{0,12}|pass(?:[_\-.][A-Za-z0-9_]{0,12})?)"
         + _ASSIGN
         + r"""\\?["'`](?P<secret>[^"'\s]{3,127}[^"'\s\\])\\?["'`]""",
         0.7,

@@ -323,6 +323,8 @@ def test_entropy_and_placeholder_helpers() -> None:
         ("conn.setRequestHeader('Authorization', 'Token " + soup(20, 3) + "')", soup(20, 3)),
         ("CREATE USER app IDENTIFIED BY 'Mq7-wPz2v';", "Mq7-wPz2v"),
         ("APP_KEY=base64:" + soup(43, 12) + "=", soup(43, 12)),
+        # an unquoted password that merely looks like a word pair
+        ("user = Ali\npassword = open_sesame\n", "open_sesame"),
         # a password that starts with "#" but is no selector
         ("Server=db;User ID=app;Password=#g3ts0m3;", "#g3ts0m3"),
     ],
@@ -361,6 +363,13 @@ def test_generic_credential_shapes_are_found(
         # settings and plist names under key-ish names
         '"accept_language_key": "en-US,en;q=0.9"',
         "<key>NSCameraUsageDescription</key>",
+        # code: CamelCase type names near key words, variables named after the secret
+        "def api_keys(self) -> AsyncAPIKeysWithStreamingResponse:",
+        "    SyncX509WorkloadIdentityAuth as SyncX509WorkloadIdentityAuth,",
+        '__all__ = ["AccessToken", "SessionClientSecretExpiresAt"]',
+        "        self.password = resolved_password",
+        '        password = quote(kwargs.pop("password"))',
+        '    "passerby": "passersby",',
         # URLs assigned to auth-ish names carry no secret of their own
         'const MONGO_NO_AUTH = "mongodb://localhost:27017/database";',
     ],
