@@ -206,7 +206,7 @@ class SignatureHits:
 
 
 # Raw-text evasion markers amplify signature scores from this level up.
-AMPLIFY_FROM = 0.4
+AMPLIFY_FROM = 0.45
 
 # Roles whose text the application did not write itself: retrieved documents and tool results.
 EMBEDDED_ROLES: frozenset[str] = frozenset({"tool"})

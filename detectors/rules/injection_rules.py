@@ -131,10 +131,13 @@ RULES: tuple[InjectionRule, ...] = (
         "Re-assigns the model's identity mid-conversation (weak: role-play uses it too).",
     ),
     InjectionRule(
-        "RO-SUPERSEDE", "role_override", 0.8,
+        "RO-SUPERSEDE", "role_override", 0.6,
         r"\b(supersedes?|overrides?|overrules?|replaces?|takes? precedence over|cancels?|nullif(y|ies)|invalidates?)\b"
-        r"( all| any| the)? (previous|prior|other|earlier|existing|original|preceding|former)\b",
-        "Claims the new text supersedes earlier instructions.",
+        r"( all| any| the)? (previous|prior|other|earlier|existing|original|preceding|former)\b"
+        r"([^.\n]{0,30}\b(instruction|directive|direction|rule|guideline|prompt|command|order|context|task|constraint|"
+        r"programming|guidance|message|input|request)s?\b|\s*[.;,!]|\s*$)",
+        "Claims the new text supersedes earlier instructions ('this overrides all previous instructions'); a setting "
+        "that 'replaces the existing policy' or 'overrides the earlier date-order' names something else.",
     ),
     InjectionRule(
         "RO-NEW-INSTRUCTIONS", "role_override", 0.6,
@@ -147,7 +150,7 @@ RULES: tuple[InjectionRule, ...] = (
         r"\b(this|the following|the next|below)\b[^.\n]{0,20}\bis (now )?(your|the) (only|sole|new|primary|main|real|one)"
         r" (task|job|goal|objective|instruction|priority|focus|directive|rule)"
         r"|\b(focus|concentrate)\b[^.\n]{0,15}\b(only|solely|exclusively|entirely)\b[^.\n]{0,10}\bon (this|the following|the next)"
-        r"|\b(all|every|any) other (tasks?|instructions?|directives?|guidelines?|rules?|commands?|priorities)\b",
+        r"|\b(all|every|any) other (tasks|instructions|directives|guidelines|priorities|commands|orders|rules)\b",
         "Narrows the model to one injected task and pushes every other instruction aside.",
     ),
     InjectionRule(
@@ -254,8 +257,8 @@ RULES: tuple[InjectionRule, ...] = (
     ),
     InjectionRule(
         "IL-REPEAT-ABOVE", "instruction_leak", 0.55,
-        r"\b(repeat|print|output|copy|reproduce|echo|recite|write out|dump)\b[^.\n]{0,30}"
-        r"\b(everything|all|text|words|content|lines|instructions|messages)\b[^.\n]{0,25}"
+        r"\b(repeat|print|output|reproduce|echo|recite|write out|dump)\b[^.\n]{0,30}"
+        r"\b(everything|all|text|words|content|instructions|messages)\b[^.\n]{0,25}"
         r"\b(above|before this|prior to this|preceding|so far|verbatim|word for word)\b",
         "Asks the model to repeat the text that precedes the user turn.",
     ),
@@ -331,9 +334,10 @@ RULES: tuple[InjectionRule, ...] = (
     ),
     InjectionRule(
         "DA-SEPARATOR-INSTRUCTION", "delimiter_attack", 0.3,
-        r"(={4,}|-{4,}|\*{4,}|#{4,}|_{4,}|~{4,}|\+{4,}|/{4,}|\|{4,}|\[{4,}|\]{4,}|>{4,}|<{4,})[^\n]{0,30}"
-        r"\b(instruction|directive|task|command|order|rule|disregard|ignore|forget|abandon|priority)",
-        "A visual separator immediately followed by a new instruction.",
+        r"(={4,}|-{4,}|\*{4,}|#{4,}|_{4,}|~{4,}|\+{4,}|/{4,}|\|{4,}|\[{4,}|\]{4,}|>{4,}|<{4,})[^\n`]{0,30}"
+        r"\b(instruction|directive|task|command|order|rule|disregard|ignore|forget|abandon|priority)[a-z]*([^a-z_`-]|$)",
+        "A visual separator immediately followed by a new instruction (not by a `code-name` such as a Markdown "
+        "heading '#### `ignore-scripts`').",
     ),
     InjectionRule(
         "DA-CONTEXT-RESET", "delimiter_attack", 0.6,
@@ -363,8 +367,8 @@ RULES: tuple[InjectionRule, ...] = (
     InjectionRule(
         "JB-NOT-BOUND", "jailbreak_persona", 0.6,
         r"\b(not|never) (bound|restricted|limited|constrained|governed|controlled) by (the |any |its |their |your |these )?"
-        r"(of )?([a-z]+'s )?(openai'?s? )?"
-        r"(rules|policies|guidelines|restrictions|filters|laws|ethics|morals|principles)"
+        r"(of )?([a-z]+'s )?(openai'?s? )?(ethical |moral |safety |content )?"
+        r"(settings|rules|policies|guidelines|restrictions|filters|laws|ethics|morals|principles)"
         r"|\bfree (from|of) (all |any )?(rules|restrictions|guidelines|limitations|filters|censorship|constraints|ethics)"
         r"|\b(no|without) (any )?(restrictions|limits|limitations|filters|censorship|boundaries) (on|to) (your|its|the)"
         r" (output|answers|responses|replies|content|speech)",
@@ -385,8 +389,8 @@ RULES: tuple[InjectionRule, ...] = (
     InjectionRule(
         "JB-NEVER-REFUSE", "jailbreak_persona", 0.5,
         r"\b(never|not|won'?t|will not|must not|cannot|can'?t|don'?t|do not|shall not|is not allowed to)"
-        r"( ever)? (refuse|decline|deny|reject|say (no|sorry|that (you|it) can'?t)|apologi[sz]e|add (any )?warnings?|"
-        r"include (any )?(warnings?|disclaimers?)|censor)",
+        r"( ever)? (refuses?|declines?|deny|denies|rejects?|say (no|sorry|that (you|it) can'?t)|apologi[sz]es?|"
+        r"add (any )?warnings?|include (any )?(warnings?|disclaimers?)|censors?)\b",
         "Forbids refusals, apologies or warnings.",
     ),
     InjectionRule(
@@ -499,6 +503,14 @@ RULES: tuple[InjectionRule, ...] = (
         r"|\b(not allowed to|never|don'?t|do not|must not|cannot|can'?t)( ever)? (say|mention|reveal|admit|state|remind)\b"
         r"[^.\n]{0,20}\b(you are|you'?re|that you are|being) (an? )?(ai|language model|chatbot|machine learning model)\b",
         "Claims the persona can do what the real assistant cannot, or forbids it to admit being an AI.",
+    ),
+    InjectionRule(
+        "JB-VENDOR-AUTHORITY", "jailbreak_persona", 0.5,
+        r"\b(i am|i'm|we are|we're|this is)\b[^.\n]{0,20}\b(developer|programmer|engineer|employee|researcher|admin|"
+        r"administrator|staff|member of the [a-z]+ team)s?\b[^.\n]{0,10}\b(at|from|of|for|with) (openai|anthropic|google|"
+        r"deepmind|meta|microsoft)\b[^\n]{0,300}\b(your (programming|code|training|model|guidelines|restrictions|filters|"
+        r"rules|settings|policies|system)|modify|update|debug|test(ing)? (mode|you)|disable|override)",
+        "Claims to work for the model's vendor and, on that authority, to change the model's programming or rules.",
     ),
     InjectionRule(
         "II-ADDRESS-THE-AI", "indirect_injection", 0.35,
@@ -656,9 +668,11 @@ RULES: tuple[InjectionRule, ...] = (
     ),
     InjectionRule(
         "II-TODO-FOR-AGENT", "indirect_injection", 0.45,
-        rf"{_WSTART}todo\s*:\s*(please )?(send|visit|invite|transfer|post|email|forward|delete|remove|click|open|download|share|pay|"
-        r"wire|concatenate|collect|create|add|update|change|make|go to|navigate|call|run|execute|read|summari[sz]e|tell)\b",
-        "A to-do line in retrieved content giving the agent an action to carry out.",
+        rf"{_WSTART}todo\s*:\s*(please )?(send|visit|invite|transfer|post|email|e-mail|forward|click|download|share|pay|"
+        r"wire|concatenate|collect|go to|navigate|tell|message|contact|grant|give|(change|modify|update|reset) (the|my|your|their|"
+        r"all) [a-z ]{0,20}(password|recipient|email|e-mail|account|payment|iban|address|permission|access)s?)\b",
+        "A to-do line in retrieved content giving the agent an action on other people, money or links (a code "
+        "comment's 'TODO: add / update / remove ...' is ordinary).",
         embedded=True,
     ),
     InjectionRule(
@@ -740,8 +754,15 @@ RULES: tuple[InjectionRule, ...] = (
     InjectionRule(
         "OB-ADVERSARIAL-SUFFIX", "obfuscation", 0.5,
         r"(! ){6}|(\\! ){3}|(\}\)|\}\}\)|\]\(|\]\{\\|\\\+|%%%%|\(\)\[)[^\n]{0,20}(! ){3}"
-        r"|(! ){3}[^\n]{0,40}(\}\}\)|\]\{\\|%%%%|\(\)\[)",
-        "Optimised adversarial suffix (runs of spaced exclamation marks and bracket debris).",
+        r"|(! ){3}[^\n]{0,40}(\}\}\)|\]\{\\|%%%%|\(\)\[)"
+        r"|(\s!){2}[^\n]{0,40}(\s!){2}[^\n]{0,40}\s!",
+        "Optimised adversarial suffix (runs of spaced exclamation marks, the optimiser's initial tokens, and bracket "
+        "debris).",
+    ),
+    InjectionRule(
+        "OB-MORSE", "obfuscation", 0.45,
+        r"(([.-])*(\.-|-\.)([.-])*  ?){10}",
+        "A run of Morse code (ten or more dot-dash groups): an instruction encoded so that filters do not read it.",
     ),
     InjectionRule(
         "OB-TAG-CHARACTERS", "obfuscation", 0.3,
