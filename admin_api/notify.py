@@ -6,6 +6,9 @@ row. `flush()` sends, per (organization, topic, channel), at most one message ev
 the interval are sent together as one digest when it ends, so a flood of blocks is one message.
 Every email carries an unsubscribe link with a signed token (HMAC-SHA256 under a key derived from
 the master secret) naming organization, topic and recipient; RFC 8058 one-click headers included.
+Both channels are SSRF-checked before each send and then connect only to the addresses the check
+vetted (Slack through the webhooks' pinned resolver, SMTP through `_PinnedSocket`), while TLS is
+still verified against the configured host name.
 """
 from __future__ import annotations
 
@@ -16,14 +19,17 @@ import contextlib
 import hmac
 import logging
 import smtplib
+import socket
 import ssl
 import time
+from collections.abc import Sequence
 from email.message import EmailMessage
 from typing import Any
 from urllib.parse import quote
 
 import orjson
 
+from admin_api import metrics
 from admin_api.settings import AdminSettings
 from admin_api.store import NotFoundError, Store
 from admin_api.store.codec import utcnow
@@ -35,6 +41,10 @@ log = logging.getLogger("casemate.admin.notify")
 CHANNELS = ("email", "slack")
 DIGEST_LIST = 10                 # events spelled out in a digest; the rest are counted
 RETRY_AFTER_FAILURE_S = 60.0
+
+
+class ChannelFailed(Exception):
+    """The channel did not take the message (not configured, or the service answered with an error)."""
 
 
 class UnsubscribeTokens:
@@ -101,15 +111,49 @@ def slack_message(topic: str, events: list[dict[str, Any]]) -> dict[str, Any]:
     return {"text": f"Casemate: {title}", "blocks": blocks}
 
 
-def _smtp_send(config: dict[str, Any], password: str | None, message: EmailMessage, timeout_s: float) -> None:
+class _PinnedSocket(smtplib.SMTP):
+    """Connects to addresses vetted beforehand (in order, first that answers) instead of resolving the name
+    again, so DNS cannot answer differently between the SSRF check and the connection. `_host` stays the
+    name: SMTP_SSL and STARTTLS send it as SNI and verify the certificate against it."""
+
+    _addresses: tuple[str, ...] = ()
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        error: OSError = OSError(f"no vetted address for {host}")
+        for address in self._addresses:
+            try:
+                return socket.create_connection((address, port), timeout, self.source_address)
+            except OSError as exc:
+                error = exc
+        raise error
+
+
+class _PinnedSMTP(_PinnedSocket):
+    def __init__(self, host: str, port: int, addresses: Sequence[str], timeout: float) -> None:
+        self._addresses = tuple(addresses)
+        super().__init__(host, port, timeout=timeout)
+
+
+class _PinnedSMTPS(smtplib.SMTP_SSL, _PinnedSocket):
+    """Implicit TLS: SMTP_SSL wraps the socket `_PinnedSocket` opened (MRO: SMTP_SSL, _PinnedSocket, SMTP)."""
+
+    def __init__(self, host: str, port: int, addresses: Sequence[str], timeout: float,
+                 context: ssl.SSLContext) -> None:
+        self._addresses = tuple(addresses)
+        super().__init__(host, port, timeout=timeout, context=context)
+
+
+def _smtp_send(config: dict[str, Any], password: str | None, message: EmailMessage, timeout_s: float,
+               addresses: Sequence[str]) -> None:
+    """Send `message` through the configured server, connecting only to `addresses` (from `resolve_checked`)."""
     host, port = config["host"], int(config.get("port", 587))
     security = config.get("security", "starttls")
     context = ssl.create_default_context()
     smtp: smtplib.SMTP
     if security == "tls":
-        smtp = smtplib.SMTP_SSL(host, port, timeout=timeout_s, context=context)
+        smtp = _PinnedSMTPS(host, port, addresses, timeout_s, context)
     else:
-        smtp = smtplib.SMTP(host, port, timeout=timeout_s)
+        smtp = _PinnedSMTP(host, port, addresses, timeout_s)
     with smtp:
         if security == "starttls":
             smtp.starttls(context=context)
@@ -172,21 +216,34 @@ class Notifier:
         return sent
 
     async def deliver(self, tenant_id: str, topic: str, channel: str, events: list[dict[str, Any]]) -> None:
-        """Send one message (or one per email recipient); raises when the channel refused it."""
+        """Send one message (or one per email recipient) and count it; raises when the channel refused it."""
+        try:
+            await self._send(tenant_id, topic, channel, events)
+        except DestinationRefused:
+            metrics.notification(channel, "refused_ssrf")
+            raise
+        except Exception:
+            metrics.notification(channel, "failed")
+            raise
+        metrics.notification(channel, "sent")
+
+    async def _send(self, tenant_id: str, topic: str, channel: str, events: list[dict[str, Any]]) -> None:
         integration = await self._store.get_integration(tenant_id, channel)
         secret = await self._store.integration_secret(tenant_id, channel)
         allow = parse_networks(self._settings.webhook_allow_networks)
         if channel == "slack":
             if not secret:
-                raise DestinationRefused("no Slack webhook URL is configured")
+                raise ChannelFailed("no Slack webhook URL is configured")
             attempt = await post(secret, orjson.dumps(slack_message(topic, events)),
                                  {"Content-Type": "application/json"}, timeout_s=self._settings.webhook_timeout_s,
                                  allow=allow)
+            if attempt.refused:
+                raise DestinationRefused(attempt.error or "the Slack webhook URL was refused")
             if not attempt.ok:
-                raise DestinationRefused(attempt.error or "Slack refused the message")
+                raise ChannelFailed(attempt.error or "Slack refused the message")
             return
         config = integration["config"]
-        await resolve_checked(config["host"], int(config.get("port", 587)), allow)
+        vetted = [r["host"] for r in await resolve_checked(config["host"], int(config.get("port", 587)), allow)]
         opted_out = await self._store.optouts(tenant_id, topic)
         for recipient in config.get("to", []):
             if recipient.lower() in opted_out:
@@ -200,7 +257,7 @@ class Notifier:
             message["List-Unsubscribe"] = f"<{url}>"
             message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
             message.set_content(email_text(topic, events, url))
-            await asyncio.to_thread(_smtp_send, config, secret, message, self._settings.webhook_timeout_s)
+            await asyncio.to_thread(_smtp_send, config, secret, message, self._settings.webhook_timeout_s, vetted)
 
     async def run(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():

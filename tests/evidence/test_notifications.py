@@ -3,17 +3,25 @@ Slack Block Kit messages; secrets never returned."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import email.policy
 import socket
+import ssl
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.admin.conftest import AdminHarness, Org
+from admin_api.notify import Notifier
+from admin_api.settings import AdminSettings
+from admin_api.store import Store
+from admin_api.webhooks import DestinationRefused
+from tests.admin.conftest import MASTER_KEY, AdminHarness, Org
 from tests.evidence.conftest import Receiver
 
 
@@ -36,16 +44,23 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def smtp() -> Iterator[tuple[_Inbox, int]]:
+@contextlib.contextmanager
+def _smtp_server(**tls: Any) -> Iterator[tuple[_Inbox, int]]:
+    """A real aiosmtpd server on 127.0.0.1 (`tls`: aiosmtpd's `ssl_context` or `tls_context` options)."""
     inbox = _Inbox()
     port = _free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, **tls)
     controller.start()
     try:
         yield inbox, port
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[_Inbox, int]]:
+    with _smtp_server() as server:
+        yield server
 
 
 async def _eventually(check: Any, timeout: float = 10.0) -> Any:
@@ -134,3 +149,118 @@ async def test_channels_pointing_at_private_addresses_are_refused(admin: AdminHa
     status, _ = await admin.call("PUT", "/api/v1/notifications/subscriptions/not.a.topic", a,
                                  json={"channels": ["email"]})
     assert status == 404
+
+
+# ---- SMTP goes to the address the SSRF check vetted (no second DNS answer) --------------------
+
+SMTP_NAME = "smtp.pinned.test"           # resolvable only through the fake resolver below
+METADATA = "169.254.169.254"
+
+
+class _Dns:
+    """`socket.getaddrinfo` answering SMTP_NAME with `answers` in turn (the last one repeats);
+    every other name goes to the real resolver. Records every connection `socket.create_connection` makes."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, answers: list[str]) -> None:
+        self.answers = answers
+        self.lookups = 0
+        self.connected: list[str] = []
+        real_lookup, real_connect = socket.getaddrinfo, socket.create_connection
+
+        def getaddrinfo(host: Any, port: Any, *args: Any, **kw: Any) -> Any:
+            if host != SMTP_NAME:
+                return real_lookup(host, port, *args, **kw)
+            address = self.answers[min(self.lookups, len(self.answers) - 1)]
+            self.lookups += 1
+            return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, int(port)))]
+
+        def create_connection(address: tuple[str, int], *args: Any, **kw: Any) -> socket.socket:
+            self.connected.append(address[0])
+            return real_connect(address, *args, **kw)
+
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+        monkeypatch.setattr(socket, "create_connection", create_connection)
+
+
+def _tls_files(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate for `name` (its own trust anchor) and its key, as PEM files."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+async def _email_notifier(store: Store, port: int, security: str) -> tuple[Notifier, str]:
+    tenant = await store.create_tenant("Pinned Mail")
+    await store.put_integration(tenant["id"], "email", secret=None, keep_secret=False, enabled=True, config={
+        "host": SMTP_NAME, "port": port, "security": security, "from": "casemate@pinned.example",
+        "to": ["sec@pinned.example"]})
+    settings = AdminSettings(master_key=MASTER_KEY, webhook_allow_networks=("127.0.0.0/8",), webhook_timeout_s=5.0)
+    return Notifier(store, settings), tenant["id"]
+
+
+_EVENTS = [{"timestamp": "2026-01-01T00:00:00Z", "data": {"action": "key.revoke", "actor": "user:u1"}}]
+
+
+@pytest.mark.parametrize("security", ["none", "starttls", "tls"])
+async def test_email_connects_to_the_vetted_address_and_verifies_tls_against_the_host_name(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, security: str
+) -> None:
+    cert, key = _tls_files(tmp_path, SMTP_NAME)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))   # the sender's default context trusts only this certificate
+    options = {"none": {}, "starttls": {"tls_context": server_tls, "require_starttls": True},
+               "tls": {"ssl_context": server_tls}}[security]
+    dns = _Dns(monkeypatch, ["127.0.0.1"])
+    with _smtp_server(**options) as (inbox, port):
+        notifier, tenant_id = await _email_notifier(store, port, security)
+        await notifier.deliver(tenant_id, "key.revoked", "email", _EVENTS)
+    assert [m["Subject"] for m in inbox.to("sec@pinned.example")] == ["[Casemate] key.revoked"]
+    assert dns.lookups == 1                      # the SSRF check; smtplib never resolved the name again
+    assert dns.connected == ["127.0.0.1"]        # and the name (SNI, certificate) verified as smtp.pinned.test
+
+
+async def test_email_tls_is_refused_when_the_certificate_does_not_name_the_host(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = _tls_files(tmp_path, "someone-else.test")
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    _Dns(monkeypatch, ["127.0.0.1"])
+    with _smtp_server(ssl_context=server_tls) as (inbox, port):
+        notifier, tenant_id = await _email_notifier(store, port, "tls")
+        with pytest.raises(ssl.SSLCertVerificationError, match="Hostname mismatch"):
+            await notifier.deliver(tenant_id, "key.revoked", "email", _EVENTS)
+    assert inbox.messages == []
+
+
+async def test_a_dns_answer_that_changes_after_the_check_is_never_connected(
+    store: Store, monkeypatch: pytest.MonkeyPatch, smtp: tuple[_Inbox, int]
+) -> None:
+    inbox, port = smtp
+    dns = _Dns(monkeypatch, ["127.0.0.1", METADATA])   # allowed for the check, metadata for any later lookup
+    notifier, tenant_id = await _email_notifier(store, port, "none")
+    await notifier.deliver(tenant_id, "key.revoked", "email", _EVENTS)
+    assert len(inbox.to("sec@pinned.example")) == 1
+    assert METADATA not in dns.connected and dns.connected == ["127.0.0.1"]
+    dns.answers = [METADATA]                           # a check that sees the metadata address refuses outright
+    with pytest.raises(DestinationRefused, match="non-public"):
+        await notifier.deliver(tenant_id, "key.revoked", "email", _EVENTS)
+    assert METADATA not in dns.connected
