@@ -3,8 +3,8 @@
 One loop follows the transparency log's commit-ordered `seq` (its cursor is kept in the store, so
 a restart resumes where it stopped and loses nothing), maps each audit action to a public event
 type and hands the event to every sink (webhook fan-out, notifications, /ws live events, trust score). Other loops deliver due webhook
-deliveries (retries with exponential backoff and jitter, then dead-letter), apply retention
-policies, and sign tree heads of logs that grew.
+deliveries (retries with exponential backoff and jitter, then dead-letter; counted in admin_api.metrics),
+apply retention policies, and sign tree heads of logs that grew.
 
 Every worker may run a dispatcher: fan-out is idempotent (one delivery per webhook and event) and
 deliveries are claimed with a lease, so several workers never send one attempt twice.
@@ -21,6 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
+from admin_api import metrics
 from admin_api.notify import Notifier
 from admin_api.resources.trust import TrustRecalculator
 from admin_api.resources.ws import LIVE_HUB, LiveHub
@@ -95,12 +96,15 @@ async def deliver(store: Store, settings: AdminSettings, delivery: dict[str, Any
     attempt = await send(webhook["url"], secret, delivery["event_id"], delivery["payload"],
                          timeout_s=settings.webhook_timeout_s, allow=parse_networks(settings.webhook_allow_networks))
     attempts = delivery["attempts"] + 1
+    outcome: metrics.WebhookOutcome
     if attempt.ok:
-        status, nxt = "succeeded", None
+        status, nxt, outcome = "succeeded", None, "delivered"
     elif attempts >= settings.webhook_max_attempts:
-        status, nxt = "dead", None
+        status, nxt, outcome = "dead", None, "dead_lettered"
     else:
         status, nxt = "pending", utcnow() + timedelta(seconds=retry_delay(attempts, base_s=settings.webhook_retry_base_s))
+        outcome = "refused_ssrf" if attempt.refused else "failed_retrying"
+    metrics.webhook_attempt(outcome, attempt.latency_ms / 1000)
     await store.record_attempt(delivery["id"], status=status, status_code=attempt.status_code, error=attempt.error,
                                latency_ms=round(attempt.latency_ms, 3), next_attempt_at=nxt)
     return await store.get_delivery(tenant_id, webhook_id, delivery["id"])
@@ -238,6 +242,7 @@ class EventDispatcher:
                     log.exception("webhook delivery %s failed", d["id"])
 
         await asyncio.gather(*(one(d) for d in claimed))
+        metrics.WEBHOOK_PENDING.set(await self._store.count_pending_deliveries())
         return len(claimed)
 
     async def _deliver_loop(self) -> None:

@@ -121,10 +121,14 @@ class _PinnedResolver(AbstractResolver):
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
+    """One POST: 2xx or not, the response code, what went wrong, how long it took; `refused` when the
+    destination failed the SSRF check (nothing was sent)."""
+
     ok: bool
     status_code: int | None
     error: str | None
     latency_ms: float
+    refused: bool = False
 
 
 async def send(url: str, secret: str, msg_id: str, payload: dict[str, Any], *, timeout_s: float,
@@ -150,7 +154,7 @@ async def post(url: str, body: bytes, headers: dict[str, str], *, timeout_s: flo
             await resp.content.read(_RESPONSE_PEEK)
             status = resp.status
     except DestinationRefused as exc:
-        return Attempt(False, None, f"refused: {exc}", (time.perf_counter() - started) * 1000)
+        return Attempt(False, None, f"refused: {exc}", (time.perf_counter() - started) * 1000, refused=True)
     except TimeoutError:
         return Attempt(False, None, f"timed out after {timeout_s:g}s", (time.perf_counter() - started) * 1000)
     except aiohttp.ClientError as exc:

@@ -134,6 +134,10 @@ class WebhooksRepo(StoreBase):
                                    lease_until, r["id"])
         return [{**delivery_row(r), "tenant_id": r["tenant_id"], "payload": json_value(r["payload"])} for r in rows]
 
+    async def count_pending_deliveries(self) -> int:
+        """Deliveries still to be attempted (due now or later, leased ones included), over every organization."""
+        return int(await self.db.fetchval("SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'"))
+
     async def record_attempt(self, delivery_id: str, *, status: str, status_code: int | None, error: str | None,
                              latency_ms: float, next_attempt_at: datetime | None) -> None:
         async with self.db.transaction() as conn:
