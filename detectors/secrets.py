@@ -190,7 +190,9 @@ _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 _ID_NAME = re.compile(r"(?i:(?:^|[_\-.])(?:id|ids|uuid|guid))$|[a-z0-9](?:Id|ID|Ids|IDs)$")
 _SECRET_WORD = re.compile(r"secret|pass|pwd", re.IGNORECASE)
 # An unquoted identifier holding one of these ("resolved_password") is a variable, not the secret.
-_CREDENTIAL_WORD = re.compile(r"passw|passwd|pwd|secret|token|credential|api_?key", re.IGNORECASE)
+_CREDENTIAL_WORD = re.compile(r"pass|pwd|secret|token|credential|api_?key|auth", re.IGNORECASE)
+# One capitalised word, perhaps numbered: a type or a label ("Authorization", "Credentials").
+_CAPITALISED = re.compile(r"^[A-Z][a-z]+(?:\d{0,4}|[A-Z])$")  # also a type variable "EncodableT"
 _PUBLIC_WORD = re.compile(r"public|publishable|pub[_\-.]?key", re.IGNORECASE)
 
 
@@ -204,14 +206,18 @@ def _camel_case(part: str) -> bool:
     return words >= 2 and sum(len(h) == 1 for h in humps) <= 1
 
 
-def _identifier_like(value: str) -> bool:
+def _identifier_like(value: str, single_word: bool = True) -> bool:
     """A name, not a value: words joined by separators ("public_hex", "PASSWORD_DEFAULT/ARGON2ID",
     "CF_R2_ACCESS_KEY_ID") or CamelCase ("AgentBrowserAuthenticationSubmitParam", "_AzureApiKeyT")."""
     parts = [p for p in _PARTS.split(value) if p]
     if not parts:
         return False
+    if single_word and len(parts) == 1 and _CAPITALISED.match(parts[0]):
+        return True
     if all(
-        (len(p) <= 24 and (_WORD.match(p) or _ALPHA.match(p))) or _camel_case(p)
+        (len(p) <= 24 and (_WORD.match(p) or _ALPHA.match(p)))
+        or _camel_case(p)
+        or (len(p) <= 4 and p.isdigit())
         for p in parts
     ):
         return len(parts) >= 2 or _camel_case(parts[0])
@@ -252,12 +258,19 @@ def _accept(rule: SecretRule, value: str, prefix: str, after: str) -> bool:
         return True
     if rule.check == "bare_password" and (
         _CODE_LIKE.search(value)
-        or (_CREDENTIAL_WORD.search(value) and _identifier_like(value))
+        or _camel_case(value.strip("_"))
+        or _CAPITALISED.match(value)
     ):
-        return False
+        return False  # code: a call, an attribute, a type ("HiddenText", "Credentials")
     if rule.check in ("password", "bare_password"):
         return (
             len(value) >= 4
+            and _classes(value) >= rule.min_classes
+            # "user_password", "challengePassword": a name; "Secret123" stays a password
+            and not (
+                _CREDENTIAL_WORD.search(value)
+                and _identifier_like(value, single_word=False)
+            )
             and value.lower() not in _NON_SECRET_VALUES
             and _REFERENCE.search(value) is None
             and _WORD_PATH.match(value) is None

@@ -44,6 +44,8 @@ class SecretRule:
     reach: int = 700
     #: The rule keys on a generic variable name: a name that says "public" or "...Id" rejects it.
     named: bool = False
+    #: Password checks: how many of lower case, upper case, digits, symbols the value needs.
+    min_classes: int = 1
 
 
 _Q = r"""["'`]?"""  # optional quote
@@ -56,8 +58,8 @@ _KEY_NAMES = (
     r"private[_\-.]?key|signing[_\-.]?key|encryption[_\-.]?key|master[_\-.]?key|credentials?|auth|key|pat)"
 )
 _ASSIGN = r"""\s*["'`]?\]?\s*(?:=>|:=|[:=])\s*"""  # also config["API_KEY"] = ...
-# An unquoted password needs its name to start a word or follow "_" ("DB_PASS=", not "bypass:").
-_BARE_PASSWORD_NAMES = r"(?:password|passwd|passphrase|pwd|(?:\b|_)pass|db_?pass)"
+# An unquoted password's name; a short "pass" must end an identifier ("DB_PASS=", not "bypass:").
+_BARE_PASSWORD_NAMES = r"(?:password|passwd|passphrase|pwd|_pass|db_?pass)"
 # An Authorization header in HTTP, in a dict/JSON literal or as two arguments, up to its scheme.
 _AUTH_HEADER = r"""Authorization["'`]?\s*(?:=>|[:=,])\s*["'`]?"""
 # Value characters of a generic token (no quotes, spaces, separators of code).
@@ -1154,10 +1156,21 @@ RULES: tuple[SecretRule, ...] = (
     SecretRule(
         "generic-password-unquoted",
         "generic_password",
-        _BARE_PASSWORD_NAMES + r"""\s*[=:]\s*(?P<secret>[^"'`\s;,]{6,128})""",
+        _BARE_PASSWORD_NAMES + r"""[ \t]*[=:][ \t]*(?P<secret>[^"'`\s;,]{6,128})""",
         0.6,
         "bare_password",
         caseless=True,
+    ),
+    # "pass" alone is also an English word ("First pass: determine ..."): its value needs
+    # two character classes.
+    SecretRule(
+        "generic-pass-unquoted",
+        "generic_password",
+        r"""\bpass[ \t]*[=:][ \t]*(?P<secret>[^"'`\s;,]{6,128})""",
+        0.6,
+        "bare_password",
+        caseless=True,
+        min_classes=2,
     ),
     _password(
         "prose-password",

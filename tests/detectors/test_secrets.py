@@ -325,6 +325,8 @@ def test_entropy_and_placeholder_helpers() -> None:
         ("APP_KEY=base64:" + soup(43, 12) + "=", soup(43, 12)),
         # an unquoted password that merely looks like a word pair
         ("user = Ali\npassword = open_sesame\n", "open_sesame"),
+        ("REACT_APP_AUTH_PASS=whiteduke", "whiteduke"),
+        ("echo \"The password is 'Secret123'\"", "Secret123"),
         # a password that starts with "#" but is no selector
         ("Server=db;User ID=app;Password=#g3ts0m3;", "#g3ts0m3"),
     ],
@@ -370,6 +372,13 @@ def test_generic_credential_shapes_are_found(
         "        self.password = resolved_password",
         '        password = quote(kwargs.pop("password"))',
         '    "passerby": "passersby",',
+        "        password: _TriStateType",
+        "    def __init__(self, credentials: Credentials) -> None:",
+        "    def __getitem__(self, key: _1_KeyScalar) -> float: ...",
+        "        util._assertion_pass = call_assertion_pass_hook",
+        "        if not password:\n            return resp",
+        "        # First pass: determine maximum length",
+        'AttributeOID.CHALLENGE_PASSWORD: "challengePassword",',
         # URLs assigned to auth-ish names carry no secret of their own
         'const MONGO_NO_AUTH = "mongodb://localhost:27017/database";',
     ],
