@@ -490,6 +490,14 @@ RULES: tuple[SecretRule, ...] = (
         0.95,
     ),
     SecretRule(
+        "discord-bot-token",
+        "discord_bot_token",
+        r"\b(?P<secret>[MNO][A-Za-z0-9_\-]{23,25}\.[A-Za-z0-9_\-]{6}\.[A-Za-z0-9_\-]{27,38})\b",
+        0.85,
+        "entropy",
+        min_entropy=4.0,
+    ),
+    SecretRule(
         "telegram-bot-token",
         "telegram_bot_token",
         r"\b(?P<secret>\d{8,10}:AA[A-Za-z0-9_\-]{33})\b",
@@ -559,7 +567,7 @@ RULES: tuple[SecretRule, ...] = (
     SecretRule(
         "square-token",
         "square_token",
-        r"\b(?P<secret>(?:EAAA|sq0atp-)[A-Za-z0-9_\-]{22,60})\b",
+        r"\b(?P<secret>(?:EAAA|sq0atp-|sq0csp-)[A-Za-z0-9_\-]{22,60})\b",
         0.85,
         "entropy",
         min_entropy=3.5,
@@ -1176,6 +1184,17 @@ RULES: tuple[SecretRule, ...] = (
         "prose-password",
         r"""\bpass(?:word|phrase|code)?\b[^\n.]{0,40}?\b(?:is|was)\s*["'](?P<secret>[^"'\s]{4,64})["']""",
         0.6,
+    ),
+    # The same in chat without quotes ("my password is Tr0ub4dor&3"): the value needs two
+    # character classes, so "the password is stored in ..." stays prose.
+    SecretRule(
+        "prose-password-unquoted",
+        "generic_password",
+        r"""\bpass(?:word|phrase|code)?\b[^\n.]{0,24}?\b(?:is|was)[ \t]+(?P<secret>[^\s"'`]{5,63}[^\s"'`.,;:!?)])""",
+        0.6,
+        "bare_password",
+        caseless=True,
+        min_classes=2,
     ),
     _password(
         "password-literal-argument",

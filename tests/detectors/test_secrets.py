@@ -159,6 +159,12 @@ CASES = [
     ),
     ("asana pat", "1/" + "1204958372615048:" + soup(32), "asana_token"),
     ("truenas key", "7-" + soup(64), "truenas_api_key"),
+    ("square oauth secret", "sq0" + "csp-" + soup(43), "square_token"),
+    (
+        "discord bot token",
+        "M" + soup(23, 5) + "." + soup(6, 9) + "." + soup(27, 14),
+        "discord_bot_token",
+    ),
     (
         "jwt behind an underscore-joined prefix",
         "gh" + "s_" + "48213_" + "ey" + "JhbGciOiJSUzI1NiJ9" + ".ey" + "JpYXQiOjE3MDAwMDAwMDB9." + soup(43),
@@ -327,6 +333,7 @@ def test_entropy_and_placeholder_helpers() -> None:
         ("user = Ali\npassword = open_sesame\n", "open_sesame"),
         ("REACT_APP_AUTH_PASS=whiteduke", "whiteduke"),
         ("echo \"The password is 'Secret123'\"", "Secret123"),
+        ("hi, my wifi password is Tr0ub4dor&3. thanks", "Tr0ub4dor&3"),
         # a password that starts with "#" but is no selector
         ("Server=db;User ID=app;Password=#g3ts0m3;", "#g3ts0m3"),
     ],
@@ -378,6 +385,8 @@ def test_generic_credential_shapes_are_found(
         "        util._assertion_pass = call_assertion_pass_hook",
         "        if not password:\n            return resp",
         "        # First pass: determine maximum length",
+        "The password is stored in the vault and rotated weekly.",
+        "Your password is required (at least 12 characters).",
         'AttributeOID.CHALLENGE_PASSWORD: "challengePassword",',
         # URLs assigned to auth-ish names carry no secret of their own
         'const MONGO_NO_AUTH = "mongodb://localhost:27017/database";',
