@@ -11,6 +11,8 @@ mix, Shannon entropy). Overlapping findings keep the most confident rule.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import re
 from collections import Counter
@@ -163,6 +165,23 @@ def looks_sequential(value: str, length: int = 6) -> bool:
     )
 
 
+_BASE64 = re.compile(r"^[A-Za-z0-9+/]{16,}={0,2}$")
+
+
+def _encoded_filler(value: str) -> bool:
+    """Base64 of plain filler text: "YWJjZGVmZ2hpams=" is "abcdefghijk", not key material."""
+    if _BASE64.match(value) is None:
+        return False
+    try:
+        decoded = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    if not decoded.isascii() or not decoded.decode().isprintable():
+        return False
+    text = decoded.decode()
+    return looks_sequential(text) or looks_like_placeholder(text)
+
+
 def looks_like_placeholder(value: str) -> bool:
     """Documentation filler: "xxxx", "EXAMPLE", "your_api_key", "<token>", "****", one repeated character."""
     low = value.lower()
@@ -284,7 +303,11 @@ def _accept(rule: SecretRule, value: str, prefix: str, after: str) -> bool:
         or "://" in value  # a URL: its credentials are the userinfo rule's
     ):
         return False
-    if rule.named and (_names_a_non_secret(prefix) or looks_sequential(value)):
+    if rule.named and (
+        _names_a_non_secret(prefix)
+        or looks_sequential(value)
+        or _encoded_filler(value)
+    ):
         return False
     if _identifier_like(value):
         return False

@@ -352,6 +352,8 @@ def test_generic_credential_shapes_are_found(
         'DOTENV_PUBLIC_KEY="' + hexs(66, 4) + '"',
         'export AUTH0_CLIENT_ID="' + soup(32, 40) + '"',
         '  "credentialId": "' + soup(22, 50) + '",',
+        # base64 of filler text under a key-ish name
+        "private key: " + "YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXo=",
         # shown cut off or masked
         "export OP_TOKEN=" + "ops_" + "eyJ" + soup(30) + "...",
         '"token4": "xo' + 'xp-572370529330-573807301142-572331691188-####################"',
