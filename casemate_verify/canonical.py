@@ -64,18 +64,22 @@ def canonical_ts(value: datetime | str) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def canonical_event_bytes(event: Mapping[str, Any]) -> bytes:
-    """The bytes hashed into the log for `event` (extra keys such as `leaf_index` are ignored)."""
+def canonical_event_bytes(event: Mapping[str, Any], *, details_normalized: bool = False) -> bytes:
+    """The bytes hashed into the log for `event` (extra keys such as `leaf_index` are ignored).
+
+    `details_normalized=True` is for a writer whose `details` already went through `normalize_json`
+    (it is idempotent, so the bytes are the same either way; this only skips the second pass).
+    """
     missing = [f for f in ("id", "ts", "actor", "action", "outcome") if event.get(f) is None]
     if missing:
         raise ValueError(f"event lacks {', '.join(missing)}")
     doc = {f: event.get(f) for f in EVENT_FIELDS}
     doc["ts"] = canonical_ts(event["ts"])
-    doc["details"] = normalize_json(doc["details"] or {})
+    doc["details"] = (doc["details"] or {}) if details_normalized else normalize_json(doc["details"] or {})
     doc["resource_type"] = doc["resource_type"] or ""
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
-def leaf_hash(event: Mapping[str, Any]) -> bytes:
+def leaf_hash(event: Mapping[str, Any], *, details_normalized: bool = False) -> bytes:
     """SHA-256(0x00 || canonical bytes)."""
-    return hashlib.sha256(b"\x00" + canonical_event_bytes(event)).digest()
+    return hashlib.sha256(b"\x00" + canonical_event_bytes(event, details_normalized=details_normalized)).digest()

@@ -248,7 +248,7 @@ class CheckService:
         audit = self.rt.audit
         if audit is None:
             return
-        audit.submit({"id": uuid7_str(), "tenant_id": principal.tenant_id, "ts": now_rfc3339(),
+        audit.submit({"id": uuid7_str(), "tenant_id": principal.tenant_id, "ts": datetime.now(UTC),
                       "actor": f"{principal.kind}:{principal.subject}", "request_id": request_id, "action": action,
                       "resource_type": "tool_check", "resource_id": check_id,
                       "outcome": "denied" if action == "check.blocked" else "success", "details": details}, {},

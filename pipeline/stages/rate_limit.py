@@ -68,8 +68,19 @@ class LocalRateLimitStage(RateLimitStage):
             apply_result(ctx, self._lim.check_now(_apart(scopes, prefix)))  # type: ignore[attr-defined]
 
 
+_APART: dict[tuple[str, tuple[Scope, Scope]], tuple[Scope, ...]] = {}
+
+
 def _apart(scopes: tuple[Scope, Scope], prefix: str) -> tuple[Scope, ...]:
-    return tuple(Scope(prefix + s.key, s.rpm, s.tpm) for s in scopes)
+    """`scopes` with prefixed keys (memoised: the same principals come back request after request)."""
+    key = (prefix, scopes)
+    out = _APART.get(key)
+    if out is None:
+        out = tuple(Scope(prefix + s.key, s.rpm, s.tpm) for s in scopes)
+        if len(_APART) >= 100_000:
+            _APART.clear()
+        _APART[key] = out
+    return out
 
 
 def apply_result(ctx: RequestContext, res: RateResult) -> None:
