@@ -183,6 +183,11 @@ def test_matrix_covers_every_route_with_an_id_in_its_path() -> None:
 async def test_tenant_b_gets_404_on_tenant_a_ids_and_changes_nothing(
     admin: AdminHarness, orgs: tuple[Org, Org]
 ) -> None:
+    from admin_api.dispatcher import DISPATCHER
+
+    # the webhook delivery _populate_a queues is due at once: a running dispatcher would send it mid-test
+    # and change tenant a's rows for a reason that has nothing to do with tenant b
+    await admin.client.server.app[DISPATCHER].stop()
     a, b = orgs
     ids = await _populate_a(admin, a)
     before = await _snapshot(admin.store, a.tenant_id)
