@@ -8,6 +8,7 @@ from collections import deque
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
 from admin_api.audit import audit
 from admin_api.context import STARTED_AT, Ctx
@@ -136,3 +137,15 @@ async def diagnostics(ctx: Ctx) -> Any:
               tag="operations", permission=PLATFORM_ADMIN, response=array(DIAGNOSTICS))
 async def diagnostics_history(ctx: Ctx) -> Any:
     return list(reversed(_history))
+
+
+@routes.route("GET", "/metrics", summary="Prometheus metrics of this process (all workers in multiprocess mode)",
+              tag="operations", public=True, envelope=False, media_type="text/plain", response={"type": "string"})
+async def metrics(ctx: Ctx) -> Any:
+    """The same exposition the proxy serves on its /metrics, so an admin-only process (`--role admin`)
+    exposes its webhook and notification metrics too."""
+    from admin_api import metrics as _admin_metrics  # noqa: F401 - registers the admin metrics
+    from proxy.metrics import render
+
+    body, ctype = render()
+    return web.Response(body=body, headers={"Content-Type": ctype})

@@ -147,3 +147,12 @@ async def test_the_documented_agent_routes_carry_the_schemas_the_proxy_validates
     assert [p["name"] for p in paths["/api/v1/traces"]["get"]["parameters"]] == list(TRACES_QUERY)
     for path in ("/api/v1/check/{check_id}/decision", "/api/v1/check/{check_id}", "/api/v1/anomalies", "/mcp"):
         assert path in paths and paths[path]["servers"][0]["url"].endswith(":8080")
+
+
+async def test_the_admin_app_serves_prometheus_metrics_for_an_admin_only_process(admin: AdminHarness) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    resp = await admin.client.get("/metrics")
+    assert resp.status == 200 and resp.content_type == "text/plain"
+    names = {f.name for f in text_string_to_metric_families(await resp.text())}
+    assert {"casemate_webhook_deliveries", "casemate_notifications_sent"} <= names
