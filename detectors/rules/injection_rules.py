@@ -84,12 +84,22 @@ _RULES_NOUN = (
 _AI = r"(ai|assistant|llm|language model|chatbot|bot|model|agent|gpt|chatgpt|claude|gemini|copilot)"
 _EXFIL_TARGET = r"(https?://|www\.|[a-z0-9._%+-]+@[a-z0-9-]+\.[a-z]{2,}|\b[a-z0-9-]{2,}\.(com|net|org|io|xyz|ru|cn|info|biz|co)\b)"
 
-# One imperative request to a chat assistant, alone on its line: "Write a short story about ...", "Explain ...".
+# One self-contained chat-assistant task, alone on its line: write something creative, explain a textbook topic,
+# translate or transform text. Business imperatives ("Provide the signed contract", "Describe the issue") name the
+# reader's own affairs instead and do not match.
 _TASK_LINE = (
-    r"(please )?(write|compose|draft|develop|create|generate|produce|craft|provide|give me|suggest|recommend|explain|"
-    r"describe|summari[sz]e|outline|break down|translate|rewrite|tell me|show me|teach me|help me|elaborate on|analy[sz]e|"
-    r"replace (every|all|each|the)|list (the|some|three|five|ten|[0-9]+))\b"
-    r"([^\n|.!?]|[.!?][^\s\n]){8,150}[.?!]['\"”’]?"
+    r"(please )?("
+    r"(write|compose|draft|develop|create|generate|produce|craft|provide|give me|pen|come up with|tell me|show me)"
+    r" (me )?(a|an|one|two|three|five|some|[0-9]+) ([a-z'-]+ ){0,3}(poem|story|stories|haiku|limerick|song|essay|speech|"
+    r"joke|riddle|sonnet|rap|tweet|slogan|introduction|recipe|letter to|fable|tale|lyrics|ode|ballad|monologue|"
+    r"dialogue|script|blog post|example of|fun fact|python function|function to|program to)"
+    r"|(explain|describe|break down|summari[sz]e|outline|elaborate on|analy[sz]e|discuss) (the )?(theory|process|"
+    r"history|concept|causes|plot|lifecycle|life cycle|origin|importance|difference|differences|principles|basics|meaning|"
+    r"science|evolution|life|significance|rules) (of|between|behind)"
+    r"|(explain|describe) how [a-z ]{3,30} works?"
+    r"|translate (the following|this|these) (sentence|phrase|text|word)s? (in)?to"
+    r"|replace (every|all|each|the)? ?([a-z]+ )?(vowels?|consonants?|letters?|words?|characters?|spaces?) (with|by)"
+    r")\b([^\n|.!?]|[.!?][^\s\n]){3,150}[.?!:]['\"”’]?"
 )
 
 RULES: tuple[InjectionRule, ...] = (
@@ -481,14 +491,14 @@ RULES: tuple[InjectionRule, ...] = (
     InjectionRule(
         "JB-NAMED-AI-PERSONA", "jailbreak_persona", 0.45,
         r"\b(you are going to|you will|you're going to|you must|you shall|you are to|i want you to) (now )?(pretend|act|"
-        r"roleplay|role-play|play|simulate|emulate|impersonate|become|be)( to be| as| the role of| a| an)?[^.\n]{0,40}"
-        r"\b(named|called|known as|which stands for|that stands for|who stands for)\b"
-        r"|\b(pretend|act|roleplay|role-play|behave|pose)( to be| as| like)? (an? |the )?(new |different |fictional |"
-        r"hypothetical )?(ai|chatbot|chat bot|model|assistant|bot|language model|llm|program|robot|computer)\b[^.\n]{0,30}"
+        r"roleplay|role-play|play|simulate|emulate|impersonate|become|be)( to be| as| the role of| a| an)?[^.\n]{0,60}"
+        r"\b(which|that|who) stands for\b"
+        r"|\b(pretend|act|roleplay|role-play|behave|pose|be)( to be| as| like)? (an? |the )?(new |different |fictional |"
+        r"hypothetical |other )?(ai|chatbot|chat bot|model|bot|language model|llm|gpt)\b[^.\n]{0,30}"
         r"\b(named|called|known as|which stands for|that stands for)\b",
-        "Sets the model up as another, named AI ('you are going to pretend to be X, which stands for ...'): the usual "
-        "opening of a persona jailbreak. Role-play prompts ask for a profession ('act as a travel guide'), not for a "
-        "renamed AI.",
+        "Sets the model up as another, named AI ('you are going to pretend to be X, which stands for ...', 'act as "
+        "an AI called ...'): the usual opening of a persona jailbreak. Role-play prompts ask for a profession, even a "
+        "named one ('act as a travel guide named Lucy'), not for a renamed AI.",
     ),
     InjectionRule(
         "JB-ADDRESS-VENDOR-MODEL", "jailbreak_persona", 0.4,
@@ -679,16 +689,18 @@ RULES: tuple[InjectionRule, ...] = (
         "II-PLANTED-TASK", "indirect_injection", 0.45,
         rf"^\s*{_TASK_LINE}\s*\n|([.!?:|]\s*\n\s*|\n\s*\n\s*){_TASK_LINE}\s*(\n|$)|\n\s*{_TASK_LINE}\s*$",
         "A task for a chat assistant planted inside a document: a line of its own (after a finished sentence, a table "
-        "row or a blank line; or the first or last line of a longer document) that is one imperative request ('Write a "
-        "short story about ...', 'Explain ...'). A tool result that is nothing but one such line stays ambiguous. An "
-        "e-mail, table or web page does not ask its reader for an essay; the assistant that reads it may comply.",
+        "row or a blank line; or the first or last line of a longer document) that asks for a poem, a story, a "
+        "textbook explanation or a translation ('Write a short story about ...', 'Explain the theory of ...'). An "
+        "e-mail, table or web page does not ask its reader for an essay; the assistant that reads it may comply. A "
+        "tool result that is nothing but one such line stays ambiguous.",
         embedded=True,
     ),
     InjectionRule(
         "II-VERDICT-STEER", "indirect_injection", 0.45,
-        r"\b(content|domain|file|email|e-mail|message|site|website|page|document|code|text|url|link|package|sender|attachment|"
-        r"input|data|report)s?\b[^.\n]{0,20}\b(is|are)( definitely| clearly| certainly| completely| totally| entirely)? "
-        r"(not (malicious|spam|phishing|dangerous|harmful|suspicious|a threat)|safe and legitimate|benign)\b"
+        r"\b(this|all|the following|the above|everything)\b[^.\n]{0,15}\b(content|domain|email|e-mail|message|site|website|"
+        r"page|document|text|url|link|sender|attachment|input|data)s?\b[^.\n]{0,20}\b(is|are)( definitely| clearly| certainly|"
+        r" completely| totally| entirely)? "
+        r"(not (malicious|phishing|dangerous|harmful|suspicious|a threat)|safe and legitimate|benign)\b"
         r"|\b(classify|mark|label|rate|report|flag|treat|consider|categori[sz]e|score)\b (this|it|the [a-z]+|all [a-z]+) as "
         r"(safe|benign|legitimate|harmless|clean|trusted|not malicious|not spam|not phishing|low risk)\b",
         "Retrieved content that pre-empts the assistant's verdict on it ('all content here is not malicious', "
