@@ -49,6 +49,7 @@ _TAIL_LINES = 15
 _MAX_ERROR_RATE = 0.01
 _IDLE_PROBE_REQUESTS = 100
 _IDLE_PROBE_SECONDS = 5.0
+_IDLE_CHECK_REQUESTS = 2000
 
 
 class ScenarioFailed(RuntimeError):
@@ -322,9 +323,13 @@ class _Bench:
                             concurrency=c.concurrency, requests=c.json_requests, duration_s=c.phase_seconds)
         warmup = replace(measured, requests=c.warmup_requests, duration_s=c.warmup_seconds)
         try:
-            self.scenarios[name] = _measure(name, measured, warmup, pid, mock_pid)
+            self.scenarios[name] = result = _measure(name, measured, warmup, pid, mock_pid)
         except ScenarioFailed as exc:
             self.fail(name, str(exc))
+            return
+        # one connection, no queueing: the latency of a check is then the proxy's own time (plus loopback)
+        idle = run(replace(measured, concurrency=1, requests=_IDLE_CHECK_REQUESTS, duration_s=_IDLE_PROBE_SECONDS))
+        result["idle_p50_ms"], result["idle_p99_ms"] = idle.p50_ms, idle.p99_ms
 
     # -- MCP firewall (issue 5): tools/call straight to a real MCP server, then through Casemate's /mcp --
     def run_mcp(self, mock_url: str) -> None:
@@ -497,7 +502,7 @@ _COLUMNS = (("scenario", None), ("rps", "rps"), ("p50 ms", "p50_ms"), ("p99 ms",
             ("CPU µs/req", "cpu_us_per_req"), ("upstream µs/req", "upstream_cpu_us_per_req"),
             ("TTFT p50 ms", "ttft_p50_ms"), ("TTFT added ms", "ttft_added_ms"),
             ("idle TTFT ms", "ttft_idle_p50_ms"), ("idle TTFT added ms", "ttft_idle_added_ms"),
-            ("MCP added p50 ms", "added_p50_ms"), ("errors", "errors"))
+            ("idle p99 ms", "idle_p99_ms"), ("MCP added p50 ms", "added_p50_ms"), ("errors", "errors"))
 
 
 def _rows(scenarios: dict[str, dict[str, Any]]) -> list[list[str]]:
