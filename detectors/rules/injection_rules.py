@@ -9,11 +9,12 @@ removes. Hyperscan has no look-around or back-references: keep to plain
 alternations and small bounded gaps.
 
 ``weight`` is the rule's stand-alone strength in [0, 1]; matched weights are
-combined by noisy-or into the signature score, which the learned tier then
-calibrates together with the model score. With the shipped calibration a rule
-below about 0.45 does not flag a typical text on its own (the training script
-floors every threshold there): weak rules describe phrasing that benign text
-also uses and count only together with other evidence.
+combined by noisy-or into the signature score, which the detector's stacker maps
+to a probability (with the learned model's logit only for suspicious but undecided
+user / system text). A rule below 0.45 does not flag a typical text on its own
+(the training script floors every threshold there) and one of 0.45 or more does:
+weak rules describe phrasing that benign text also uses and count only together
+with other evidence.
 
 Rules marked ``embedded`` count only in text the application did not write
 (role ``tool``: retrieved documents, tool results). "In your response, ..." or
@@ -21,8 +22,9 @@ Rules marked ``embedded`` count only in text the application did not write
 inside an e-mail or a web page, it is addressed to the assistant that reads it.
 
 Each new rule was checked against the benign files of the development data
-(role-play "Act as ..." prompts included), and its weight set from how specific
-the technique is, not fitted to those files.
+(role-play "Act as ..." prompts included) and against unrelated benign text
+(technical documentation, READMEs, business e-mail phrasing), and its weight set
+from how specific the technique is, not fitted to those files.
 """
 
 from __future__ import annotations
@@ -521,6 +523,16 @@ RULES: tuple[InjectionRule, ...] = (
         r"deepmind|meta|microsoft)\b[^\n]{0,300}\b(your (programming|code|training|model|guidelines|restrictions|filters|"
         r"rules|settings|policies|system)|modify|update|debug|test(ing)? (mode|you)|disable|override)",
         "Claims to work for the model's vendor and, on that authority, to change the model's programming or rules.",
+    ),
+    InjectionRule(
+        "JB-PERSONA-HANDSHAKE", "jailbreak_persona", 0.3,
+        r"\bif you (understand|agree|are ready|accept)\b[^.\n]{0,40}\b(say|respond|reply|answer|type|write|confirm)\b"
+        r"[^\n]{0,20}[\"'“‘]"
+        r"|\b(answer|respond|reply)s? (as|like) [a-z0-9]+ would\b"
+        r"|\b(never|don'?t|do not|not) (send|give|write) (your )?(respond|response|answer|reply)s? as (chatgpt|gpt|an ai|"
+        r"yourself)\b",
+        "Seals a persona set-up: a confirmation phrase to answer with, 'respond as X would', 'do not answer as "
+        "ChatGPT' (weak alone: role-play prompts ask for a character too).",
     ),
     InjectionRule(
         "II-ADDRESS-THE-AI", "indirect_injection", 0.35,
