@@ -26,6 +26,33 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+async def create_pg_schema(prefix: str = "t") -> str:
+    """A fresh, empty schema on the test PostgreSQL (fails the test, clearly, when the server is absent)."""
+    import asyncpg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:16]}"
+    try:
+        conn = await asyncpg.connect(PG_URL, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.fail(f"PostgreSQL at {PG_URL} is unreachable ({exc}); these tests need a real server: run "
+                    "`make services` or set CASEMATE_TEST_PG_URL", pytrace=False)
+    try:
+        await conn.execute(f'CREATE SCHEMA "{name}"')
+    finally:
+        await conn.close()
+    return name
+
+
+async def drop_pg_schema(name: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_URL, timeout=5)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+    finally:
+        await conn.close()
+
+
 @pytest.fixture
 def port() -> int:
     return free_port()

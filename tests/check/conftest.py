@@ -8,14 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from admin_api.store import ConflictError
 from proxy.config import BootstrapKey, Settings
 from proxy.runtime import Runtime, prepare_store
-from tests.conftest import PG_URL, REDIS_URL
+from tests.conftest import PG_URL, REDIS_URL, create_pg_schema, drop_pg_schema
 
 SECRET = "check-tests-master-secret-0123456789abcdef"
 KEY_A = "cm_live_" + "checkTenantA0123456789abcdefghijklmnopq"
@@ -80,27 +79,6 @@ class Proxy:
         raise AssertionError("policy did not reach the directory")
 
 
-async def _pg_schema() -> str:
-    name = f"chk_{uuid.uuid4().hex[:12]}"
-    try:
-        conn = await asyncpg.connect(PG_URL, timeout=5)
-    except (OSError, asyncpg.PostgresError) as exc:
-        pytest.fail(f"PostgreSQL at {PG_URL} is unreachable ({exc})", pytrace=False)
-    try:
-        await conn.execute(f'CREATE SCHEMA "{name}"')
-    finally:
-        await conn.close()
-    return name
-
-
-async def _drop(name: str) -> None:
-    conn = await asyncpg.connect(PG_URL, timeout=5)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-    finally:
-        await conn.close()
-
-
 async def start_proxy(tmp: Path, detectors: Any, *, database_url: str | None = None,
                       redis_url: str | None = None) -> tuple[Proxy, Any]:
     from proxy.app import create_proxy_app
@@ -149,11 +127,11 @@ async def proxy_any(request: pytest.FixtureRequest, tmp_path: Path, detectors: A
         finally:
             await client.close()
         return
-    schema = await _pg_schema()
+    schema = await create_pg_schema("chk")
     p, client = await start_proxy(tmp_path, detectors, database_url=f"{PG_URL}?schema={schema}",
                                   redis_url=REDIS_URL)
     try:
         yield p
     finally:
         await client.close()
-        await _drop(schema)
+        await drop_pg_schema(schema)
