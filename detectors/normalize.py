@@ -110,9 +110,12 @@ def _fold_char(c: str) -> str:
 
 
 _NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
-# Single letters separated by the same one separator, at least three letters.
+# Single letters separated by the same one separator, at least three letters. A space-separated run does not take
+# the first letter of a run with another separator ("g r o u p l.e.t.t.e.r.s": the "l" starts "letters"; the space
+# before it separates the words).
 _SPACED = re.compile(
     r"(?<![a-z0-9])[a-z](?P<sep>[ .\-_*|/+~,:;'`\"^=])[a-z](?:(?P=sep)[a-z])+(?![a-z0-9])"
+    r"(?!(?<= [a-z])[.\-_*|/+~,:;'`\"^=][a-z])"
 )
 _SPACED_SEPS = re.compile(r"[^a-z]")
 
