@@ -152,9 +152,12 @@ class Baselines:
 
     # -- sharing (used by BaselineSync; see the module docstring) ---------------------------------
     def track_deltas(self) -> None:
-        """From now on, record every observed call in a per-agent delta as well, for `drain`."""
+        """From now on, record every observed call in a per-agent delta as well, for `drain`.
+
+        Baselines observed before count as not yet shared: the first drain hands them over too.
+        """
         if self._pending is None:
-            self._pending = {}
+            self._pending = {key: b.merge(Baseline()) for key, b in self._b.items()}
 
     def drain(self) -> dict[AgentKey, Baseline]:
         """The deltas observed since the last drain (agents still held only); recording starts afresh."""

@@ -5,16 +5,17 @@
 observed since the last flush and, in one Lua script call per chunk of agents, atomically adds
 them to one hash per agent (`{prefix}{tenant}:{agent}`, TTL refreshed on every write) and reads
 back the merged totals, which `Baselines.apply` installs (totals + calls observed meanwhile).
-
 Each flush also reads back a rotating slice of the other agents the worker holds, so an agent
-this worker has not seen for a while is refreshed with the other workers' calls too.
+this worker has not seen for a while is refreshed with the other workers' calls too; an agent
+whose hash is gone (TTL expired) falls back to the calls observed since the last flush.
 
-Hash fields: `n`, `refused`, `h0`..`h23`, `t:{tool}` are integer sums (HINCRBY); `tc` counts the
-tool fields (at most `_MAX_TOOLS`, as in memory); `mean` and `m2` (size mean and sum of squared
+Hash fields: `n`, `refused`, `h0`..`h23`, `t:{tool}` are integer counts; `tc` counts the tool
+fields (at most `_MAX_TOOLS`, as in memory); `mean` and `m2` (size mean and sum of squared
 deviations) are combined in the script with the parallel formula of Chan et al., which does not
-cancel catastrophically the way sum / sum-of-squares does for large, nearly constant sizes; `rr`
-(the exponential refusal average) is applied as `rr * (1 - alpha) ** n_delta + rr_delta`. Floats
-are stored with 17 significant digits, so they read back exactly.
+cancel catastrophically the way sum / sum-of-squares does for large, nearly constant sizes, and
+cannot overflow; `rr` (the exponential refusal average) becomes `rr * (1 - alpha) ** n_delta +
+rr_delta`, as if the delta's calls came right after the calls already counted. Floats are stored
+with 17 significant digits, so they read back exactly; each hash is returned as one JSON string.
 
 Redis down: scoring continues from memory, undelivered deltas are put back and merged with newer
 ones (at most one per agent held, so memory stays bounded), one warning is logged per outage and
@@ -57,29 +58,22 @@ for i = 1, #ARGV - 3 do
   end
   for name, c in pairs(d.tools) do
     local f = 't:' .. name
-    if redis.call('HEXISTS', k, f) == 1 then
-      redis.call('HINCRBY', k, f, c)
-    elseif tc < max_tools then
-      redis.call('HINCRBY', k, f, c)
-      tc = tc + 1
+    if redis.call('HINCRBY', k, f, c) == c then          -- a new tool field
+      if tc < max_tools then tc = tc + 1 else redis.call('HDEL', k, f) end
     end
   end
   for h = 1, 24 do
     if d.hours[h] ~= 0 then redis.call('HINCRBY', k, 'h' .. (h - 1), d.hours[h]) end
   end
-  redis.call('HINCRBY', k, 'n', nb)
-  redis.call('HINCRBY', k, 'refused', d.refused)
-  redis.call('HSET', k, 'mean', f17(mean), 'm2', f17(m2), 'rr', f17(rra * keep ^ nb + d.rr), 'tc', tc)
+  if d.refused ~= 0 then redis.call('HINCRBY', k, 'refused', d.refused) end
+  redis.call('HSET', k, 'n', string.format('%d', n), 'mean', f17(mean), 'm2', f17(m2),
+             'rr', f17(rra * keep ^ nb + d.rr), 'tc', string.format('%d', tc))
   redis.call('EXPIRE', k, ttl)
 end
 local out = {}
-for i = 1, #KEYS do out[i] = redis.call('HGETALL', KEYS[i]) end
+for i = 1, #KEYS do out[i] = cjson.encode(redis.call('HGETALL', KEYS[i])) end
 return out
 """
-
-
-def _text(v: bytes | str) -> str:
-    return v.decode() if isinstance(v, bytes) else v
 
 
 def _encode(d: Baseline) -> bytes:
@@ -87,26 +81,23 @@ def _encode(d: Baseline) -> bytes:
                          "rr": d.recent_refused, "hours": d.hours, "tools": d.tools})
 
 
-def _decode(flat: list[Any]) -> Baseline:
-    """A baseline from the HGETALL reply of an agent's hash (empty reply: an empty baseline)."""
-    b = Baseline()
-    for i in range(0, len(flat), 2):
-        name, value = _text(flat[i]), _text(flat[i + 1])
-        if name.startswith("t:"):
-            b.tools[name[2:]] = int(value)
-        elif name.startswith("h"):
-            b.hours[int(name[1:])] = int(value)
-        elif name == "n":
-            b.n = int(value)
-        elif name == "refused":
-            b.refused = int(value)
-        elif name == "mean":
-            b.size_mean = float(value)
-        elif name == "m2":
-            b.size_m2 = float(value)
-        elif name == "rr":
-            b.recent_refused = float(value)
-    return b
+_HOURS = [f"h{h}" for h in range(24)]
+
+
+def _decode(reply: bytes | str) -> Baseline:
+    """A baseline from an agent's hash, sent by the script as a JSON list of its fields and values.
+
+    An absent hash (expired, or never written) reads as an empty baseline.
+    """
+    flat = orjson.loads(reply)
+    if not flat:                   # cjson encodes the empty HGETALL reply as an empty object
+        return Baseline()
+    it = iter(flat)
+    h: dict[str, str] = dict(zip(it, it))
+    return Baseline(n=int(h.get("n", 0)), tools={k[2:]: int(v) for k, v in h.items() if k.startswith("t:")},
+                    size_mean=float(h.get("mean", 0.0)), size_m2=float(h.get("m2", 0.0)),
+                    hours=[int(h.get(name, 0)) for name in _HOURS], refused=int(h.get("refused", 0)),
+                    recent_refused=float(h.get("rr", 0.0)))
 
 
 class BaselineSync:
@@ -129,14 +120,28 @@ class BaselineSync:
         baselines.track_deltas()
 
     async def run(self) -> None:
-        """Flush every `interval_s`; on cancellation, flush once more (bounded by the timeout)."""
+        """Flush every `interval_s`; on cancellation (shutdown), flush once more, then re-raise.
+
+        A flush in flight when the task is cancelled is let finish first (it is shielded), so its
+        deltas are neither lost nor sent twice.
+        """
+        flushing: asyncio.Future[None] | None = None
         try:
             while True:
                 await asyncio.sleep(self._interval)
-                await self.flush()
+                flushing = asyncio.ensure_future(self._flush_logged())
+                await asyncio.shield(flushing)
         except asyncio.CancelledError:
+            if flushing is not None and not flushing.done():
+                await asyncio.wait([flushing])
             await self.flush()
             raise
+
+    async def _flush_logged(self) -> None:
+        try:
+            await self.flush()
+        except Exception:  # noqa: BLE001 - a bug here must not end sharing for the process
+            log.exception("anomaly baseline flush failed")
 
     async def flush(self) -> bool:
         """Share the deltas now and refresh the agents involved; False when Redis could not be reached."""
@@ -149,19 +154,18 @@ class BaselineSync:
             args += [_encode(d) for _, d in part if d is not None]
             try:
                 replies = await asyncio.wait_for(self._script(keys=keys, args=args), self._timeout)
-            except asyncio.CancelledError:
+            except BaseException as exc:  # Redis down, or shutting down: keep the deltas for the next flush
                 self._bl.restore({key: d for key, d in work[start:] if d is not None})
-                raise
-            except Exception as exc:  # noqa: BLE001 - Redis down: keep the deltas, score from memory
-                self._bl.restore({key: d for key, d in work[start:] if d is not None})
+                if not isinstance(exc, Exception):
+                    raise
                 if not self.degraded:
                     self.degraded = True
-                    log.warning("anomaly baselines not shared (Redis unavailable: %s); scoring from this "
-                                "worker's memory until it is back", exc.__class__.__name__)
+                    log.warning("anomaly baselines not shared (Redis unavailable or failing: %s); scoring "
+                                "from this worker's memory until it is back", exc.__class__.__name__)
                 return False
-            for (key, _), flat in zip(part, replies):
-                self._bl.apply(key, _decode(flat))
-        if self.degraded:
+            for (key, _), reply in zip(part, replies):
+                self._bl.apply(key, _decode(reply))
+        if work and self.degraded:
             self.degraded = False
             log.info("anomaly baselines shared again")
         return True

@@ -157,6 +157,19 @@ async def test_a_restarted_worker_recovers_the_shared_baseline(redis_client) -> 
         assert got == pytest.approx(want, abs=1e-4) and got_c == pytest.approx(want_c, rel=1e-9, abs=1e-12)
 
 
+async def test_baselines_observed_before_sharing_started_are_shared_on_the_first_flush(redis_client) -> None:
+    client, prefix = redis_client
+    calls = _calls(200, seed=9)
+    early, other = Baselines(), Baselines()
+    _observe(early, calls)
+    sync, other_sync = _sync(early, client, prefix), _sync(other, client, prefix)
+    assert await sync.flush()
+    other.observe(T, A, *calls[0])
+    assert await other_sync.flush()
+    assert int(await client.hget(f"{prefix}{T}:{A}", "n")) == 201 and other.samples(T, A) == 201
+    assert early.samples(T, A) == 200
+
+
 async def test_calls_observed_while_a_flush_is_in_flight_are_kept_and_pushed_next(redis_client) -> None:
     client, prefix = redis_client
     calls = _calls(500, seed=8)
@@ -185,6 +198,22 @@ async def test_run_flushes_once_more_when_cancelled_at_shutdown(redis_client) ->
     with pytest.raises(asyncio.CancelledError):
         await task
     assert int(await client.hget(f"{prefix}{T}:{A}", "n")) == 40
+
+
+async def test_shutdown_in_the_middle_of_a_flush_neither_loses_nor_double_counts_calls(redis_client) -> None:
+    client, prefix = redis_client
+    calls = _calls(60, seed=6)
+    for attempt in range(15):
+        worker = Baselines()
+        task = asyncio.create_task(BaselineSync(worker, client, prefix=f"{prefix}{attempt}:", interval_s=0.0005).run())
+        for i, (tool, size, hour, refused) in enumerate(calls):
+            worker.observe(T, A, tool, size, hour, refused)
+            if i % 3 == 0:
+                await asyncio.sleep(0.0003 * (attempt % 4))
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert int(await client.hget(f"{prefix}{attempt}:{T}:{A}", "n")) == len(calls)
 
 
 async def test_tool_fields_stay_bounded_in_redis_across_workers(redis_client) -> None:
