@@ -3,8 +3,9 @@
 `Baselines.score` and `Baselines.observe` stay synchronous and in memory. Every `interval_s`
 (and once more when the task is cancelled at shutdown) `flush` drains the deltas the worker
 observed since the last flush and, in one Lua script call per chunk of agents, atomically adds
-them to one hash per agent (`{prefix}{tenant}:{agent}`, TTL refreshed on every write) and reads
-back the merged totals, which `Baselines.apply` installs (totals + calls observed meanwhile).
+them to one hash per agent (`{prefix}{tenant}:{agent}`, TTL refreshed on every write; tenant ids
+are UUIDs, so keys cannot clash) and reads back the merged totals, which `Baselines.apply`
+installs (totals + calls observed meanwhile).
 Each flush also reads back a rotating slice of the other agents the worker holds, so an agent
 this worker has not seen for a while is refreshed with the other workers' calls too; an agent
 whose hash is gone (TTL expired) falls back to the calls observed since the last flush.
@@ -19,8 +20,10 @@ with 17 significant digits, so they read back exactly; each hash is returned as 
 
 Redis down: scoring continues from memory, undelivered deltas are put back and merged with newer
 ones (at most one per agent held, so memory stays bounded), one warning is logged per outage and
-sharing resumes on the first flush that succeeds. A script whose reply is lost after Redis ran it
-(a timeout at the wrong moment) is sent again: the only case where calls can count twice.
+sharing resumes on the first flush that succeeds. A flush waits as long as the client's socket
+timeouts allow (the runtime's client: 2 s); it never cancels a command in flight, which can wedge a
+redis-py connection. A script whose reply is lost after Redis ran it (a socket timeout at the wrong
+moment) is sent again: the only case where calls can count twice.
 """
 from __future__ import annotations
 
@@ -104,8 +107,7 @@ class BaselineSync:
     """Pushes a worker's baseline deltas to Redis and pulls the merged totals (see the module docstring)."""
 
     def __init__(self, baselines: Baselines, redis: Any, *, interval_s: float = 1.0, prefix: str = "cm:bl:",
-                 ttl_s: int = 30 * 86400, chunk: int = 100, refresh_per_flush: int = 500,
-                 timeout_s: float = 5.0) -> None:
+                 ttl_s: int = 30 * 86400, chunk: int = 100, refresh_per_flush: int = 500) -> None:
         self._bl = baselines
         self._script = redis.register_script(_SYNC_LUA)
         self._interval = interval_s
@@ -113,7 +115,6 @@ class BaselineSync:
         self._ttl = ttl_s
         self._chunk = chunk
         self._refresh_n = refresh_per_flush
-        self._timeout = timeout_s
         self._rotation: list[AgentKey] = []
         self._pos = 0
         self.degraded = False
@@ -153,7 +154,7 @@ class BaselineSync:
             args: list[Any] = [self._ttl, _MAX_TOOLS, repr(1.0 - _EWMA_ALPHA)]
             args += [_encode(d) for _, d in part if d is not None]
             try:
-                replies = await asyncio.wait_for(self._script(keys=keys, args=args), self._timeout)
+                replies = await self._script(keys=keys, args=args)
             except BaseException as exc:  # Redis down, or shutting down: keep the deltas for the next flush
                 self._bl.restore({key: d for key, d in work[start:] if d is not None})
                 if not isinstance(exc, Exception):

@@ -270,7 +270,7 @@ async def test_redis_outage_keeps_scoring_from_memory_and_sharing_resumes(redis_
     flaky = aioredis.from_url(f"redis://127.0.0.1:{relay.port}/15", socket_connect_timeout=0.5, socket_timeout=1)
     calls = _calls(300, seed=4)
     single, worker = Baselines(), Baselines()
-    sync = BaselineSync(worker, flaky, prefix=prefix, interval_s=60.0, timeout_s=2.0)
+    sync = BaselineSync(worker, flaky, prefix=prefix, interval_s=60.0)
     _observe(single, calls)
     caplog.set_level(logging.INFO, logger="casemate.checks.baselines")
     try:
