@@ -32,6 +32,7 @@ from aiohttp import web
 
 from pipeline.checks.agent_token import AgentTokenError, AgentTokens
 from pipeline.checks.api import ANOMALIES_QUERY, CHECK_BODY, DECIDE_BODY, MAX_WAIT_S, TRACES_BODY, TRACES_QUERY
+from pipeline.checks.baseline_sync import BaselineSync
 from pipeline.checks.engine import CheckEngine, CheckRequest, Verdict
 from pipeline.checks.rules import CompiledRules, RulesCache
 from pipeline.context import Principal, RequestContext
@@ -109,6 +110,7 @@ class CheckService:
         self.engine: CheckEngine | None = None
         self.traces: BatchWriter | None = None
         self.anomalies: BatchWriter | None = None
+        self.baseline_sync: BaselineSync | None = None
         self._waiters: dict[str, asyncio.Event] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._auth: tuple[Any, Any] | None = None
@@ -133,6 +135,9 @@ class CheckService:
         self._tasks.append(loop.create_task(self._sweep(), name="casemate-check-sweeper"))
         if self.rt.redis is not None:
             self._tasks.append(loop.create_task(self._subscribe(), name="casemate-check-wakeups"))
+            # anomaly baselines shared by every worker and host, kept across restarts (synced off the hot path)
+            self.baseline_sync = BaselineSync(self.engine.baselines, self.rt.redis)
+            self._tasks.append(loop.create_task(self.baseline_sync.run(), name="casemate-baseline-sync"))
 
     async def close(self) -> None:
         for t in self._tasks:

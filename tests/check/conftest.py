@@ -135,3 +135,17 @@ async def proxy_any(request: pytest.FixtureRequest, tmp_path: Path, detectors: A
     finally:
         await client.close()
         await drop_pg_schema(schema)
+        await _drop_shared_baselines(p.tenant_a, p.tenant_b)
+
+
+async def _drop_shared_baselines(*tenant_ids: str) -> None:
+    """The anomaly baselines the proxy shared through Redis for these tenants (they would live 30 days)."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(REDIS_URL)
+    try:
+        for tenant in tenant_ids:
+            async for key in client.scan_iter(match=f"cm:bl:{tenant}:*"):
+                await client.delete(key)
+    finally:
+        await client.aclose()

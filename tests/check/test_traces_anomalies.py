@@ -122,3 +122,30 @@ async def test_anomaly_events_follow_the_configured_threshold(proxy: Proxy) -> N
     await _flush(proxy)
     await asyncio.sleep(0)
     assert (await _list(proxy, "/api/v1/anomalies"))["data"] == []
+
+
+async def test_with_redis_every_worker_scores_against_the_agents_whole_history(tmp_path, detectors) -> None:
+    """Two runtimes on one PostgreSQL + Redis: calls seen by one reach the other's baseline."""
+    from tests.check.conftest import _drop_shared_baselines, start_proxy
+    from tests.conftest import PG_URL, REDIS_URL, create_pg_schema, drop_pg_schema
+
+    schema = await create_pg_schema("bls")
+    url = f"{PG_URL}?schema={schema}"
+    first, c1 = await start_proxy(tmp_path / "w1", detectors, database_url=url, redis_url=REDIS_URL)
+    second, c2 = await start_proxy(tmp_path / "w2", detectors, database_url=url, redis_url=REDIS_URL)
+    try:
+        for i in range(30):
+            await first.check("get_weather", {"city": f"city {i}"}, agent="shared-agent")
+        await second.check("get_weather", {"city": "Oslo"}, agent="shared-agent")   # the second worker meets it
+        tenant = first.tenant_a
+        for _ in range(60):
+            if second.client.server.app[CHECK_SERVICE].engine.baselines.samples(tenant, "shared-agent") >= 31:
+                break
+            await asyncio.sleep(0.1)
+        assert second.client.server.app[CHECK_SERVICE].engine.baselines.samples(tenant, "shared-agent") == 31
+        assert first.client.server.app[CHECK_SERVICE].engine.baselines.samples(tenant, "shared-agent") in (30, 31)
+    finally:
+        await c1.close()
+        await c2.close()
+        await drop_pg_schema(schema)
+        await _drop_shared_baselines(first.tenant_a, first.tenant_b)
