@@ -537,7 +537,13 @@ def main(argv: list[str] | None = None) -> int:
     thresholds["assistant"] = max(thresholds["user"], thresholds["tool"])
     thresholds = {k: math.ceil(v * 1e4) / 1e4 for k, v in thresholds.items()}
     all_benign = s_worst[benign]
-    band = (round(float(min(thresholds["user"], np.quantile(all_benign, 0.95))), 4),
+    # Text without any signature scores sigmoid(c0): it must stay below the band, or every ordinary message would be
+    # sent to the remote classifier.
+    no_signal = 1.0 / (1.0 + math.exp(-cal[0]))
+    band_low = math.ceil(max(float(min(thresholds["user"], np.quantile(all_benign, 0.95))), no_signal) * 1e4) / 1e4
+    if band_low <= no_signal:
+        band_low += 1e-4
+    band = (round(band_low, 4),
             round(float(max(thresholds["user"], thresholds["tool"], np.quantile(all_benign, 0.999))), 4))
 
     # The shipped gate covers only the signature scores where the model can change a flag; report with it.

@@ -158,10 +158,11 @@ def test_a_planted_task_counts_inside_a_document_but_not_as_the_users_request(de
     assert "II-PLANTED-TASK" not in detector.scan(line, role="tool").rule_ids
 
 
-def test_text_without_a_signature_never_consults_the_model(detector):
+def test_text_without_a_signature_never_consults_the_model_nor_the_remote_tier(detector):
     res = detector.scan("Please summarise the attached minutes in five bullet points.", role="user")
     assert res.rule_ids == () and res.model_score == 0.0
     assert not res.flagged
+    assert not detector.uncertain(res.score)
 
 
 def test_tool_scores_follow_the_signatures_alone():
