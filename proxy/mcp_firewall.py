@@ -19,7 +19,7 @@ first). GET (the server's notification stream) and DELETE (end of session) are r
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -32,6 +32,7 @@ from pipeline.context import Principal, RequestContext
 from pipeline.errors import StageError
 from pipeline.stages.request_id import assign_request_id
 from proxy.problems import problem_response
+from proxy.sse_events import SseParser
 
 log = logging.getLogger("casemate.mcp")
 
@@ -185,22 +186,8 @@ class McpFirewall:
             request.headers.get("X-Casemate-Agent-Id") or "mcp-client")
         ctype = up.headers.get("Content-Type", "")
         if ctype.startswith("text/event-stream"):
-            resp = web.StreamResponse(status=up.status, headers=out_headers)
-            await resp.prepare(request)
-            try:
-                for r in refusals:
-                    await resp.write(_sse(r))
-                async for event, event_id, data in _sse_events(up.content):
-                    try:
-                        msg = orjson.loads(data)
-                    except orjson.JSONDecodeError:
-                        await resp.write(_raw_event(event, event_id, data))
-                        continue
-                    await resp.write(_sse(self._inspect(msg, ex, principal, agent_id, session_id), event, event_id))
-                await resp.write_eof()
-            except ConnectionResetError:         # the client went away mid-stream: nothing left to tell it
-                pass
-            return resp
+            return await self._relay_events(request, up, out_headers, refusals,
+                                            lambda msg: self._inspect(msg, ex, principal, agent_id, session_id))
         payload = await up.read()
         if ctype.startswith("application/json") and payload:
             doc = orjson.loads(payload)
@@ -212,6 +199,47 @@ class McpFirewall:
             out_headers["Content-Type"] = "application/json"
             return web.Response(status=200, body=orjson.dumps(refusals if batch else refusals[0]), headers=out_headers)
         return web.Response(status=up.status, body=payload, headers=out_headers)
+
+    async def _relay_events(self, request: web.Request, up: aiohttp.ClientResponse, out_headers: dict[str, str],
+                            refusals: list[dict[str, Any]], inspect: Callable[[Any], Any]) -> web.StreamResponse:
+        """Relay an SSE answer chunk by chunk, each JSON-RPC message inspected (refusals first).
+
+        When the upstream's whole answer has arrived before anything was sent (the usual case for a
+        tool call), it goes out as one plain response instead of a chunked stream.
+        """
+        parser = SseParser()
+        out = [_sse(r) for r in refusals]
+        resp: web.StreamResponse | None = None
+
+        def take(events: list[tuple[str, str | None, str]]) -> None:
+            for event, event_id, data in events:
+                try:
+                    msg = orjson.loads(data)
+                except orjson.JSONDecodeError:
+                    out.append(_raw_event(event, event_id, data))
+                    continue
+                out.append(_sse(inspect(msg), event, event_id))
+
+        try:
+            async for chunk in up.content.iter_any():
+                take(parser.feed(chunk))
+                if up.content.at_eof():
+                    break
+                if out:
+                    if resp is None:
+                        resp = web.StreamResponse(status=up.status, headers=out_headers)
+                        await resp.prepare(request)
+                    await resp.write(b"".join(out))
+                    out.clear()
+            take(parser.close())
+            if resp is None:
+                return web.Response(status=up.status, body=b"".join(out), headers=out_headers)
+            if out:
+                await resp.write(b"".join(out))
+            await resp.write_eof()
+        except ConnectionResetError:             # the client went away mid-stream: nothing left to tell it
+            pass
+        return resp if resp is not None else web.Response(status=499)
 
     async def _relay(self, request: web.Request, headers: dict[str, str]) -> web.StreamResponse:
         try:
@@ -236,29 +264,3 @@ class McpFirewall:
 def _raw_event(event: str, event_id: str | None, data: str) -> bytes:
     head = f"event: {event}\n" + (f"id: {event_id}\n" if event_id else "")
     return (head + "".join(f"data: {line}\n" for line in data.split("\n")) + "\n").encode()
-
-
-async def _sse_events(stream: aiohttp.StreamReader) -> AsyncIterator[tuple[str, str | None, str]]:
-    """(event, id, data) of each server-sent event (multi-line data joined with newlines)."""
-    event: str = "message"
-    event_id: str | None = None
-    data: list[str] = []
-    async for raw in stream:
-        line = raw.decode("utf-8").rstrip("\r\n")
-        if not line:
-            if data:
-                yield event, event_id, "\n".join(data)
-            event, event_id, data = "message", None, []
-            continue
-        if line.startswith(":"):
-            continue
-        name, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if name == "data":
-            data.append(value)
-        elif name == "event":
-            event = value
-        elif name == "id":
-            event_id = value
-    if data:
-        yield event, event_id, "\n".join(data)
