@@ -29,7 +29,7 @@ import codecs
 import re
 import unicodedata
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -122,21 +122,19 @@ _SPACED_SEPS = re.compile(r"[^a-z]")
 # Hyperscan probes: cheap existence checks that decide which slow step runs at all.
 _SEP = r"[ .\-_*|/+~,:;'`\"^=]"
 _P_SPACED, _P_WS, _P_CTRL = 0, 1, 2
-_EDIT_DB = _hs.compile_block(
-    [
-        rf"(^|[^a-z0-9])[a-z]{_SEP}[a-z]{_SEP}[a-z]([^a-z0-9]|$)",
-        r"[ \t\n\r\f\v]{2}|[\t\r\f\v]",
-        r"[\x00-\x08\x0e-\x1f\x7f]",
-    ],
-    [_hs.SINGLEMATCH, _hs.SINGLEMATCH, _hs.SINGLEMATCH],
-)
+_EDIT_PATTERNS = [
+    rf"(^|[^a-z0-9])[a-z]{_SEP}[a-z]{_SEP}[a-z]([^a-z0-9]|$)",
+    r"[ \t\n\r\f\v]{2}|[\t\r\f\v]",
+    r"[\x00-\x08\x0e-\x1f\x7f]",
+]
+_EDIT_FLAGS = [_hs.SINGLEMATCH, _hs.SINGLEMATCH, _hs.SINGLEMATCH]
+_EDIT_DB = _hs.compile_block(_EDIT_PATTERNS, _EDIT_FLAGS)
 
-_WS_LUT = np.zeros(256, dtype=bool)
-_WS_LUT[[9, 10, 11, 12, 13, 32]] = True
-_CTRL_LUT = np.zeros(256, dtype=bool)
-_CTRL_LUT[[*range(0, 9), *range(14, 32), 127]] = True
-_WS_MAP = np.arange(256, dtype=np.uint8)
-_WS_MAP[[9, 11, 12, 13]] = 32
+# bytes.translate tables (C speed, no index-array conversion as with ndarray.take).
+_WS_CHARS = b" \t\n\r\f\v"
+_IS_WS = bytes(1 if i in _WS_CHARS else 0 for i in range(256))
+_IS_CTRL = bytes(1 if i in (*range(0, 9), *range(14, 32), 127) else 0 for i in range(256))
+_WS_TO_SPACE = bytes(32 if i in b"\t\r\f\v" else i for i in range(256))
 _LOST_NEWLINE = (" \n", "\t\n", "\r\n", "\v\n", "\f\n")
 
 
@@ -156,30 +154,41 @@ def _collapse_spacing(t: str, off: np.ndarray) -> tuple[str, np.ndarray]:
 
 
 def _collapse_whitespace(t: str, off: np.ndarray, has_ctrl: bool) -> tuple[str, np.ndarray]:
-    """Drop control characters; a whitespace run becomes one space, or one newline if it held one."""
-    if t.isascii():
-        codec = "ascii"
-        cp = np.frombuffer(t.encode("ascii"), dtype=np.uint8)
-        small = cp
-        out = _WS_MAP.take(cp)
-    else:
-        codec = "utf-32-le"
-        cp = np.frombuffer(t.encode("utf-32-le"), dtype=np.uint32)
-        small = np.minimum(cp, 255)
-        out = np.where(small < 32, _WS_MAP.take(small), cp).astype(np.uint32)
-    ws = _WS_LUT.take(small)
+    """Drop control characters; a whitespace run becomes one space, or one newline if it held one.
+
+    The run structure is computed on a one-byte-per-character ASCII image of ``t`` (non-ASCII characters
+    become ``?``, which is neither whitespace nor a control character).
+    """
+    is_ascii = t.isascii()
+    image = t.encode("ascii") if is_ascii else t.encode("ascii", "replace")
+    ws = np.frombuffer(image.translate(_IS_WS), dtype=bool)
     cont = np.empty_like(ws)
-    cont[0] = False
+    cont[:1] = False
     np.logical_and(ws[1:], ws[:-1], out=cont[1:])
     # The first character of each run stays: a space, or a newline if the run held one.
+    lost_nl: np.ndarray | None = None
     if any(pair in t for pair in _LOST_NEWLINE):
-        lost_nl = np.flatnonzero(cont & (cp == 10))
-        starts = np.flatnonzero(ws & ~np.concatenate(([False], ws[:-1])))
-        out[starts[np.searchsorted(starts, lost_nl, side="right") - 1]] = 10
+        lost_nl = np.flatnonzero(cont & (np.frombuffer(image, dtype=np.uint8) == 10))
+        if lost_nl.size:
+            starts = np.flatnonzero(ws & ~cont)
+            lost_nl = starts[np.searchsorted(starts, lost_nl, side="right") - 1]
+        else:
+            lost_nl = None
     if has_ctrl:
-        cont |= _CTRL_LUT.take(small)
-    keep = np.flatnonzero(~cont)
-    return out.take(keep).tobytes().decode(codec), off.take(keep)
+        cont |= np.frombuffer(image.translate(_IS_CTRL), dtype=bool)
+    keep = ~cont
+    if is_ascii:
+        out = np.frombuffer(bytearray(image.translate(_WS_TO_SPACE)), dtype=np.uint8)
+        codec = "ascii"
+    else:
+        for ch in "\t\r\f\v":
+            if ch in t:
+                t = t.replace(ch, " ")
+        out = np.frombuffer(bytearray(t.encode("utf-32-le")), dtype=np.uint32)
+        codec = "utf-32-le"
+    if lost_nl is not None:
+        out[lost_nl] = 10
+    return out[keep].tobytes().decode(codec), off[keep]
 
 
 _RUN_CACHE: dict[str, tuple[str, tuple[int, ...] | None]] = {}
@@ -200,17 +209,34 @@ def _fold_run(run: str) -> tuple[str, tuple[int, ...] | None]:
     return res
 
 
+_NUMPY_RUNS_MIN = 256
+
+
+def _non_ascii_runs(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of every maximal run of non-ASCII characters, in order."""
+    if len(text) < _NUMPY_RUNS_MIN:
+        return [m.span() for m in _NON_ASCII_RUN.finditer(text)]
+    # A regex scan of a wide (UCS-2/4) string costs ~15 ns a character; numpy finds the runs 8x faster.
+    cp = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    pos = np.flatnonzero(cp > 127)
+    if not pos.size:
+        return []
+    breaks = np.flatnonzero(np.diff(pos) != 1)
+    starts = np.concatenate((pos[:1], pos[breaks + 1]))
+    ends = np.concatenate((pos[breaks], pos[-1:])) + 1
+    return list(zip(starts.tolist(), ends.tolist()))
+
+
 def _fold_non_ascii(text: str) -> tuple[str, np.ndarray]:
     """Fold every non-ASCII character; offsets repeat an index when one character expands."""
     out: list[str] = []
     changed_at: list[int] = []
     changed_len: list[int] = []
     pos = 0
-    for m in _NON_ASCII_RUN.finditer(text):
-        s, e = m.span()
+    for s, e in _non_ascii_runs(text):
         if s > pos:
             out.append(text[pos:s].lower())
-        folded, lens = _fold_run(m.group())
+        folded, lens = _fold_run(text[s:e])
         out.append(folded)
         if lens is not None:
             for k, n in enumerate(lens):
@@ -233,16 +259,20 @@ def _fold_non_ascii(text: str) -> tuple[str, np.ndarray]:
 _MAX_DECODED = 8
 _MAX_DECODE_CHARS = 16384
 _B64, _HEX, _URL, _ROT13 = 0, 1, 2, 3
-_DECODE_DB = _hs.compile_block(
-    [
-        r"[A-Za-z0-9+/]{24,}",
-        r"(?:\\x[2-7][0-9a-fA-F]){6}|(?:[2-7][0-9a-fA-F]){8}|(?:[2-7][0-9a-fA-F][ :]){7}[2-7]",
-        r"(?:%[0-9a-fA-F]{2}[^\s%]{0,3}){3}",
-        # rot13 forms of words that only show up in rot13-wrapped instructions.
-        r"\b(?:vtaber|qvfertneq|vafgehpgvbaf?|flfgrz|cebzcg|cerivbhf|cnffjbeq|erirny|sbetrg|cergraq|rot-?13)\b",
-    ],
-    [_hs.SINGLEMATCH, _hs.SINGLEMATCH, _hs.SINGLEMATCH, _hs.SINGLEMATCH | _hs.CASELESS],
-)
+_B64_PROBE_LEN = 24
+_DECODE_PATTERNS = [
+    # Reported once per run of base64 characters at least 24 long, at the run's start + 24.
+    rf"(?:^|[^A-Za-z0-9+/])[A-Za-z0-9+/]{{{_B64_PROBE_LEN}}}",
+    r"(?:\\x[2-7][0-9a-fA-F]){6}|(?:[2-7][0-9a-fA-F]){8}|(?:[2-7][0-9a-fA-F][ :]){7}[2-7]",
+    r"(?:%[0-9a-fA-F]{2}[^\s%]{0,3}){3}",
+    # rot13 forms of words that only show up in rot13-wrapped instructions.
+    r"\b(?:vtaber|qvfertneq|vafgehpgvbaf?|flfgrz|cebzcg|cerivbhf|cnffjbeq|erirny|sbetrg|cergraq|rot-?13)\b",
+]
+_DECODE_FLAGS = [0, _hs.SINGLEMATCH, _hs.SINGLEMATCH, _hs.SINGLEMATCH | _hs.CASELESS]
+_DECODE_DB = _hs.compile_block(_DECODE_PATTERNS, _DECODE_FLAGS)
+# Pure-ASCII text: decode and edit probes in one pass over the lower-cased bytes (edit ids shifted by this).
+_EDIT_ID0 = len(_DECODE_PATTERNS)
+_ASCII_DB = _hs.compile_block(_DECODE_PATTERNS + _EDIT_PATTERNS, _DECODE_FLAGS + _EDIT_FLAGS)
 _FIND = {
     _B64: re.compile(r"[A-Za-z0-9+/]{24,}={0,2}"),
     _HEX: re.compile(r"(?:\\x[2-7][0-9a-fA-F]){6,}|(?:[2-7][0-9a-fA-F]){8,}|(?:[2-7][0-9a-fA-F][ :]){7,}[2-7][0-9a-fA-F]"),
@@ -290,9 +320,51 @@ def _decode_one(kind: int, span: str) -> str | None:
     return None if dec == span else dec
 
 
-def _decode_spans(text: str, data: bytes) -> tuple[str, ...]:
-    """Strings decoded from base64 / hex / %-encoded spans of ``text``, and its rot13 form if hinted."""
-    probes = _hs.scan_ids(_DECODE_DB, data)
+def _probe(db: object, data: bytes) -> tuple[set[int], list[int]]:
+    """Ids of the patterns of ``db`` found in ``data``, and the byte end offsets of the base64 run reports."""
+    ids: set[int] = set()
+    b64_ends: list[int] = []
+
+    def on_match(pid: int, start: int, end: int, flags: int, ctx: object) -> None:
+        if pid == _B64:
+            b64_ends.append(end)
+        else:
+            ids.add(pid)
+
+    db.scan(data, match_event_handler=on_match)  # type: ignore[attr-defined]
+    if b64_ends:
+        ids.add(_B64)
+    return ids, b64_ends
+
+
+def _b64_spans(head: str, data: bytes, b64_ends: list[int], is_ascii: bool) -> Iterator[str]:
+    """The base64 matches of ``head``, found from the probe's run reports instead of a regex scan of it all.
+
+    A base64 match is a maximal run of base64 characters at least 24 long, so it starts where a reported run
+    starts. ``data`` is UTF-8: the run's start is an ASCII byte, and the characters before it are counted by
+    decoding the bytes between consecutive runs.
+    """
+    find = _FIND[_B64]
+    char = byte = 0
+    for end in sorted(b64_ends):
+        start = end - _B64_PROBE_LEN
+        if is_ascii:
+            char = start
+        else:
+            char += len(data[byte:start].decode("utf-8", "surrogatepass"))
+            byte = start
+        if char >= len(head):
+            return
+        m = find.match(head, char)
+        if m is not None:
+            yield m.group()
+
+
+def _decode_spans(text: str, data: bytes, probes: set[int], b64_ends: list[int]) -> tuple[str, ...]:
+    """Strings decoded from base64 / hex / %-encoded spans of ``text``, and its rot13 form if hinted.
+
+    ``data`` is the bytes the probes ran on (lower-cased ASCII, or the UTF-8 of ``text``).
+    """
     if not probes:
         return ()
     found: list[str] = []
@@ -300,8 +372,12 @@ def _decode_spans(text: str, data: bytes) -> tuple[str, ...]:
     for kind in (_B64, _HEX, _URL):
         if kind not in probes:
             continue
-        for m in _FIND[kind].finditer(head):
-            dec = _decode_one(kind, m.group())
+        if kind == _B64:
+            spans: Iterable[str] = _b64_spans(head, data, b64_ends, len(data) == len(text))
+        else:
+            spans = (m.group() for m in _FIND[kind].finditer(head))
+        for span in spans:
+            dec = _decode_one(kind, span)
             if dec is not None and _printable_text(dec) and dec not in found:
                 found.append(dec[:_MAX_DECODE_CHARS])
                 if len(found) >= _MAX_DECODED:
@@ -319,13 +395,15 @@ def normalize(text: str) -> Normalized:
     if text.isascii():
         t = text.lower()
         data = t.encode("ascii")
-        decoded = _decode_spans(text, data)
-        probes = _hs.scan_ids(_EDIT_DB, data)
+        found, b64_ends = _probe(_ASCII_DB, data)
+        decoded = _decode_spans(text, data, {p for p in found if p < _EDIT_ID0}, b64_ends)
+        probes = {p - _EDIT_ID0 for p in found if p >= _EDIT_ID0}
         if not probes:
             return Normalized(t, range(len(text) + 1), decoded)
         off = np.arange(len(t), dtype=np.int64)
     else:
-        decoded = _decode_spans(text, text.encode("utf-8", "surrogatepass"))
+        data = text.encode("utf-8", "surrogatepass")
+        decoded = _decode_spans(text, data, *_probe(_DECODE_DB, data))
         t, off = _fold_non_ascii(text)
         probes = _hs.scan_ids(_EDIT_DB, t.encode("utf-8", "surrogatepass"))
     if _P_SPACED in probes:
