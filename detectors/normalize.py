@@ -135,14 +135,36 @@ _WS_CHARS = b" \t\n\r\f\v"
 _IS_WS = bytes(1 if i in _WS_CHARS else 0 for i in range(256))
 _IS_CTRL = bytes(1 if i in (*range(0, 9), *range(14, 32), 127) else 0 for i in range(256))
 _WS_TO_SPACE = bytes(32 if i in b"\t\r\f\v" else i for i in range(256))
-_LOST_NEWLINE = (" \n", "\t\n", "\r\n", "\v\n", "\f\n")
+
+
+# The spacing probe with start-of-match: every match of ``_SPACED`` starts at, or one after, a reported start.
+_SPACED_DB = _hs.compile_block([_EDIT_PATTERNS[_P_SPACED]], [_hs.SOM])
+
+
+def _spaced_matches(t: str) -> Iterator[re.Match[str]]:
+    """``_SPACED.finditer(t)``, with the regex tried only where the Hyperscan probe saw a candidate.
+
+    The probe runs on a one-byte-per-character image of ``t`` (non-ASCII characters become ``?``, which
+    like them is neither a letter nor a separator).
+    """
+    image = t.encode("ascii") if t.isascii() else t.encode("ascii", "replace")
+    starts = sorted({s if s == 0 and 97 <= image[0] <= 122 else s + 1
+                     for _, s, _ in _hs.scan_matches(_SPACED_DB, image)})
+    pos = 0
+    for s in starts:
+        if s < pos:
+            continue
+        m = _SPACED.match(t, s)
+        if m is not None:
+            yield m
+            pos = m.end()
 
 
 def _collapse_spacing(t: str, off: np.ndarray) -> tuple[str, np.ndarray]:
     out: list[str] = []
     keep = np.ones(len(t), dtype=bool)
     pos = 0
-    for m in _SPACED.finditer(t):
+    for m in _spaced_matches(t):
         s, e = m.span()
         out.append(t[pos:s])
         out.append(_SPACED_SEPS.sub("", m.group()))
@@ -167,7 +189,7 @@ def _collapse_whitespace(t: str, off: np.ndarray, has_ctrl: bool) -> tuple[str, 
     np.logical_and(ws[1:], ws[:-1], out=cont[1:])
     # The first character of each run stays: a space, or a newline if the run held one.
     lost_nl: np.ndarray | None = None
-    if any(pair in t for pair in _LOST_NEWLINE):
+    if "\n" in t and (" \n" in t or "\r\n" in t or "\t\n" in t or "\f\n" in t or "\v\n" in t):
         lost_nl = np.flatnonzero(cont & (np.frombuffer(image, dtype=np.uint8) == 10))
         if lost_nl.size:
             starts = np.flatnonzero(ws & ~cont)
@@ -221,7 +243,7 @@ def _non_ascii_runs(text: str) -> list[tuple[int, int]]:
     pos = np.flatnonzero(cp > 127)
     if not pos.size:
         return []
-    breaks = np.flatnonzero(np.diff(pos) != 1)
+    breaks = np.flatnonzero((pos[1:] - pos[:-1]) != 1)
     starts = np.concatenate((pos[:1], pos[breaks + 1]))
     ends = np.concatenate((pos[breaks], pos[-1:])) + 1
     return list(zip(starts.tolist(), ends.tolist()))
