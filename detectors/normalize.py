@@ -243,6 +243,17 @@ def _non_ascii_runs(text: str) -> list[tuple[int, int]]:
     pos = np.flatnonzero(cp > 127)
     if not pos.size:
         return []
+    if pos.size < 64:  # typical text: a few curly quotes or dashes; grouping them in Python is cheaper
+        runs: list[tuple[int, int]] = []
+        start = prev = -2
+        for p in pos.tolist():
+            if p != prev + 1:
+                if start >= 0:
+                    runs.append((start, prev + 1))
+                start = p
+            prev = p
+        runs.append((start, prev + 1))
+        return runs
     breaks = np.flatnonzero((pos[1:] - pos[:-1]) != 1)
     starts = np.concatenate((pos[:1], pos[breaks + 1]))
     ends = np.concatenate((pos[breaks], pos[-1:])) + 1
