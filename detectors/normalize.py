@@ -135,6 +135,7 @@ _WS_CHARS = b" \t\n\r\f\v"
 _IS_WS = bytes(1 if i in _WS_CHARS else 0 for i in range(256))
 _IS_CTRL = bytes(1 if i in (*range(0, 9), *range(14, 32), 127) else 0 for i in range(256))
 _WS_TO_SPACE = bytes(32 if i in b"\t\r\f\v" else i for i in range(256))
+_WS_NOT_NEWLINE = tuple((ch, ch.encode()) for ch in "\t\r\f\v")
 
 
 # The spacing probe with start-of-match: every match of ``_SPACED`` starts at, or one after, a reported start.
@@ -175,42 +176,45 @@ def _collapse_spacing(t: str, off: np.ndarray) -> tuple[str, np.ndarray]:
     return "".join(out), off[keep]
 
 
-def _collapse_whitespace(t: str, off: np.ndarray, has_ctrl: bool) -> tuple[str, np.ndarray]:
+def _collapse_whitespace(t: str, off: np.ndarray | None, has_ctrl: bool) -> tuple[str, np.ndarray]:
     """Drop control characters; a whitespace run becomes one space, or one newline if it held one.
 
-    The run structure is computed on a one-byte-per-character ASCII image of ``t`` (non-ASCII characters
-    become ``?``, which is neither whitespace nor a control character).
+    ``off`` None stands for the identity map. The run structure is computed on a one-byte-per-character
+    ASCII image of ``t`` (non-ASCII characters become ``?``, which is neither whitespace nor control).
     """
     is_ascii = t.isascii()
     image = t.encode("ascii") if is_ascii else t.encode("ascii", "replace")
-    ws = np.frombuffer(image.translate(_IS_WS), dtype=bool)
-    cont = np.empty_like(ws)
-    cont[:1] = False
-    np.logical_and(ws[1:], ws[:-1], out=cont[1:])
+    # A leading non-whitespace sentinel lines "this and the previous character are whitespace" up with t.
+    ws = np.frombuffer((b"x" + image).translate(_IS_WS), dtype=bool)
+    drop = ws[1:] & ws[:-1]
+    spaced = image.translate(_WS_TO_SPACE)
     # The first character of each run stays: a space, or a newline if the run held one.
     lost_nl: np.ndarray | None = None
-    if "\n" in t and (" \n" in t or "\r\n" in t or "\t\n" in t or "\f\n" in t or "\v\n" in t):
-        lost_nl = np.flatnonzero(cont & (np.frombuffer(image, dtype=np.uint8) == 10))
+    if b" \n" in spaced:  # a run holds a newline after its first character
+        lost_nl = np.flatnonzero(drop & (np.frombuffer(image, dtype=np.uint8) == 10))
         if lost_nl.size:
-            starts = np.flatnonzero(ws & ~cont)
+            starts = np.flatnonzero(ws[1:] & ~drop)
             lost_nl = starts[np.searchsorted(starts, lost_nl, side="right") - 1]
         else:
             lost_nl = None
     if has_ctrl:
-        cont |= np.frombuffer(image.translate(_IS_CTRL), dtype=bool)
-    keep = ~cont
+        drop |= np.frombuffer(image.translate(_IS_CTRL), dtype=bool)
+    keep = ~drop
     if is_ascii:
-        out = np.frombuffer(bytearray(image.translate(_WS_TO_SPACE)), dtype=np.uint8)
-        codec = "ascii"
+        mapped = spaced
+        dtype, codec = np.uint8, "ascii"
     else:
-        for ch in "\t\r\f\v":
-            if ch in t:
+        for ch, byte in _WS_NOT_NEWLINE:
+            if byte in image:  # a one-byte search (memchr) instead of a scan of the wide string
                 t = t.replace(ch, " ")
-        out = np.frombuffer(bytearray(t.encode("utf-32-le")), dtype=np.uint32)
-        codec = "utf-32-le"
-    if lost_nl is not None:
+        mapped = t.encode("utf-32-le")
+        dtype, codec = np.uint32, "utf-32-le"
+    if lost_nl is None:
+        out = np.frombuffer(mapped, dtype=dtype)
+    else:
+        out = np.frombuffer(bytearray(mapped), dtype=dtype)
         out[lost_nl] = 10
-    return out[keep].tobytes().decode(codec), off[keep]
+    return out[keep].tobytes().decode(codec), (np.flatnonzero(keep) if off is None else off[keep])
 
 
 _RUN_CACHE: dict[str, tuple[str, tuple[int, ...] | None]] = {}
@@ -260,8 +264,8 @@ def _non_ascii_runs(text: str) -> list[tuple[int, int]]:
     return list(zip(starts.tolist(), ends.tolist()))
 
 
-def _fold_non_ascii(text: str) -> tuple[str, np.ndarray]:
-    """Fold every non-ASCII character; offsets repeat an index when one character expands."""
+def _fold_non_ascii(text: str) -> tuple[str, np.ndarray | None]:
+    """Fold every non-ASCII character; offsets repeat an index when one character expands (None: identity)."""
     out: list[str] = []
     changed_at: list[int] = []
     changed_len: list[int] = []
@@ -279,7 +283,7 @@ def _fold_non_ascii(text: str) -> tuple[str, np.ndarray]:
         pos = e
     out.append(text[pos:].lower())
     if not changed_at:
-        return "".join(out), np.arange(len(text), dtype=np.int64)
+        return "".join(out), None
     lengths = np.ones(len(text), dtype=np.int64)
     lengths[changed_at] = changed_len
     return "".join(out), np.repeat(np.arange(len(text), dtype=np.int64), lengths)
@@ -433,16 +437,18 @@ def normalize(text: str) -> Normalized:
         probes = {p - _EDIT_ID0 for p in found if p >= _EDIT_ID0}
         if not probes:
             return Normalized(t, range(len(text) + 1), decoded)
-        off = np.arange(len(t), dtype=np.int64)
+        off: np.ndarray | None = None  # identity, until a step drops characters
     else:
         data = text.encode("utf-8", "surrogatepass")
         decoded = _decode_spans(text, data, *_probe(_DECODE_DB, data))
         t, off = _fold_non_ascii(text)
         probes = _hs.scan_ids(_EDIT_DB, t.encode("utf-8", "surrogatepass"))
     if _P_SPACED in probes:
-        t, off = _collapse_spacing(t, off)
+        t, off = _collapse_spacing(t, np.arange(len(t), dtype=np.int64) if off is None else off)
     if _P_WS in probes or _P_CTRL in probes:
         t, off = _collapse_whitespace(t, off, _P_CTRL in probes)
+    if off is None:
+        off = np.arange(len(t), dtype=np.int64)
     offsets = array("q")
     offsets.frombytes(off.astype(np.int64, copy=False).tobytes())
     offsets.append(len(text))
