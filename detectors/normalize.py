@@ -130,7 +130,8 @@ _EDIT_PATTERNS = [
 _EDIT_FLAGS = [_hs.SINGLEMATCH, _hs.SINGLEMATCH, _hs.SINGLEMATCH]
 _EDIT_DB = _hs.compile_block(_EDIT_PATTERNS, _EDIT_FLAGS)
 
-# bytes.translate tables (C speed, no index-array conversion as with ndarray.take).
+# bytes.translate tables (C speed, no index-array conversion as with ndarray.take). 1-D arrays throughout:
+# ``a.nonzero()[0]`` is ``np.flatnonzero(a)`` without its Python wrapper.
 _WS_CHARS = b" \t\n\r\f\v"
 _IS_WS = bytes(1 if i in _WS_CHARS else 0 for i in range(256))
 _IS_CTRL = bytes(1 if i in (*range(0, 9), *range(14, 32), 127) else 0 for i in range(256))
@@ -191,9 +192,9 @@ def _collapse_whitespace(t: str, off: np.ndarray | None, has_ctrl: bool) -> tupl
     # The first character of each run stays: a space, or a newline if the run held one.
     lost_nl: np.ndarray | None = None
     if b" \n" in spaced:  # a run holds a newline after its first character
-        lost_nl = np.flatnonzero(drop & (np.frombuffer(image, dtype=np.uint8) == 10))
+        lost_nl = (drop & (np.frombuffer(image, dtype=np.uint8) == 10)).nonzero()[0]
         if lost_nl.size:
-            starts = np.flatnonzero(ws[1:] & ~drop)
+            starts = (ws[1:] & ~drop).nonzero()[0]
             lost_nl = starts[np.searchsorted(starts, lost_nl, side="right") - 1]
         else:
             lost_nl = None
@@ -214,7 +215,7 @@ def _collapse_whitespace(t: str, off: np.ndarray | None, has_ctrl: bool) -> tupl
     else:
         out = np.frombuffer(bytearray(mapped), dtype=dtype)
         out[lost_nl] = 10
-    return out[keep].tobytes().decode(codec), (np.flatnonzero(keep) if off is None else off[keep])
+    return out[keep].tobytes().decode(codec), (keep.nonzero()[0] if off is None else off[keep])
 
 
 _RUN_CACHE: dict[str, tuple[str, tuple[int, ...] | None]] = {}
@@ -244,7 +245,7 @@ def _non_ascii_runs(text: str) -> list[tuple[int, int]]:
         return [m.span() for m in _NON_ASCII_RUN.finditer(text)]
     # A regex scan of a wide (UCS-2/4) string costs ~15 ns a character; numpy finds the runs 8x faster.
     cp = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    pos = np.flatnonzero(cp > 127)
+    pos = (cp > 127).nonzero()[0]
     if not pos.size:
         return []
     if pos.size < 64:  # typical text: a few curly quotes or dashes; grouping them in Python is cheaper
@@ -258,7 +259,7 @@ def _non_ascii_runs(text: str) -> list[tuple[int, int]]:
             prev = p
         runs.append((start, prev + 1))
         return runs
-    breaks = np.flatnonzero((pos[1:] - pos[:-1]) != 1)
+    breaks = ((pos[1:] - pos[:-1]) != 1).nonzero()[0]
     starts = np.concatenate((pos[:1], pos[breaks + 1]))
     ends = np.concatenate((pos[breaks], pos[-1:])) + 1
     return list(zip(starts.tolist(), ends.tolist()))
@@ -357,21 +358,25 @@ def _decode_one(kind: int, span: str) -> str | None:
     return None if dec == span else dec
 
 
-def _probe(db: object, data: bytes) -> tuple[set[int], list[int]]:
-    """Ids of the patterns of ``db`` found in ``data``, and the byte end offsets of the base64 run reports."""
-    ids: set[int] = set()
+def _probe(db: object, data: bytes) -> tuple[set[int], set[int], list[int]]:
+    """Scan ``data`` with ``_DECODE_DB`` or ``_ASCII_DB``: the decode probe ids found, the edit probe ids
+    found (only ``_ASCII_DB`` has them), and the byte end offsets of the base64 run reports."""
+    decode: set[int] = set()
+    edit: set[int] = set()
     b64_ends: list[int] = []
 
     def on_match(pid: int, start: int, end: int, flags: int, ctx: object) -> None:
         if pid == _B64:
             b64_ends.append(end)
+        elif pid < _EDIT_ID0:
+            decode.add(pid)
         else:
-            ids.add(pid)
+            edit.add(pid - _EDIT_ID0)
 
     db.scan(data, match_event_handler=on_match)  # type: ignore[attr-defined]
     if b64_ends:
-        ids.add(_B64)
-    return ids, b64_ends
+        decode.add(_B64)
+    return decode, edit, b64_ends
 
 
 def _b64_spans(head: str, data: bytes, b64_ends: list[int], is_ascii: bool) -> Iterator[str]:
@@ -432,15 +437,15 @@ def normalize(text: str) -> Normalized:
     if text.isascii():
         t = text.lower()
         data = t.encode("ascii")
-        found, b64_ends = _probe(_ASCII_DB, data)
-        decoded = _decode_spans(text, data, {p for p in found if p < _EDIT_ID0}, b64_ends)
-        probes = {p - _EDIT_ID0 for p in found if p >= _EDIT_ID0}
+        decode_probes, probes, b64_ends = _probe(_ASCII_DB, data)
+        decoded = _decode_spans(text, data, decode_probes, b64_ends)
         if not probes:
             return Normalized(t, range(len(text) + 1), decoded)
         off: np.ndarray | None = None  # identity, until a step drops characters
     else:
         data = text.encode("utf-8", "surrogatepass")
-        decoded = _decode_spans(text, data, *_probe(_DECODE_DB, data))
+        decode_probes, _, b64_ends = _probe(_DECODE_DB, data)
+        decoded = _decode_spans(text, data, decode_probes, b64_ends)
         t, off = _fold_non_ascii(text)
         probes = _hs.scan_ids(_EDIT_DB, t.encode("utf-8", "surrogatepass"))
     if _P_SPACED in probes:
