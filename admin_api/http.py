@@ -3,22 +3,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from aiohttp import web
 
 from admin_api.ids import is_uuid
+from pipeline.clock import now_rfc3339
 
 API_VERSION = "v1"
 PROBLEM_BASE = "https://casemate.dev/problems/"
 REQUEST_ID = web.RequestKey("request_id", str)
 _JSON_OPTS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def dumps(value: Any) -> bytes:

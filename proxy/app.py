@@ -4,13 +4,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from time import perf_counter
-from datetime import datetime, timezone
 from typing import Any
 
 import orjson
 from aiohttp import web
 
 from detectors.operators import StreamRestorer
+from pipeline.clock import now_rfc3339
 from pipeline.context import RequestContext
 from pipeline.errors import HttpProblem, PayloadTooLarge, StageError, UpstreamFailed, ValidationFailed
 from pipeline.stages.request_id import assign_request_id
@@ -167,7 +167,7 @@ class ProxyHandlers:
     def _envelope(self, ctx: RequestContext, response: dict[str, Any]) -> web.Response:
         data = dict(response)
         data["security"] = ctx.security.as_dict(ctx.pipeline_ms)
-        body = {"data": data, "meta": {"request_id": ctx.request_id, "timestamp": _now(), "version": VERSION},
+        body = {"data": data, "meta": {"request_id": ctx.request_id, "timestamp": now_rfc3339(), "version": VERSION},
                 "errors": None}
         return web.Response(body=orjson.dumps(body), content_type="application/json", headers=self._headers(ctx))
 
@@ -304,10 +304,6 @@ def _rid(request: web.Request) -> dict[str, str]:
 
         rid = uuid7_str()
     return {"X-Request-ID": rid}
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @web.middleware

@@ -13,6 +13,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Protocol, Sequence
 
+from proxy.batch_writer import write_sorting_out
 from proxy.journal import Journal
 
 log = logging.getLogger("casemate.audit")
@@ -146,28 +147,19 @@ class AuditWriter:
 
     async def _write(self, batch: list[tuple[dict[str, Any] | None, dict[str, Any]]], fresh: bool = False) -> bool:
         """Write a batch (`fresh`: straight from the queue, first attempt); False when it must be spilled."""
-        try:
-            await self._write_batch(batch, fresh)
-        except Exception as exc:  # noqa: BLE001 - any store failure spills to the journal
-            if not await self._store_answers():
-                log.warning("audit store unavailable (%s); spilling %d events to the journal",
-                            exc.__class__.__name__, len(batch))
+        # Only the first, whole-batch attempt may skip the look-up of stored ids; retries one by one may not.
+        # When the store answers but every record fails alone, the problem is systemic (schema, permissions):
+        # keep them all in the journal. Otherwise the failing records are bad in themselves: set them aside
+        # (dead-letter file + metric) so they never block the journal, and keep the good ones.
+        out = await write_sorting_out(batch, lambda items: self._write_batch(items, fresh and items is batch),
+                                      self._store.ping)
+        if out.error is not None:
+            if out.store_down or len(out.refused) == len(batch):
+                log.warning("audit store %s (%s); spilling %d events to the journal",
+                            "unavailable" if out.store_down else "refuses every record",
+                            out.error.__class__.__name__, len(batch))
                 return False
-            # The store answers: write one by one. If every record fails the problem is systemic
-            # (schema, permissions): keep them all in the journal. Otherwise the failing records
-            # are bad in themselves: set them aside (dead-letter file + metric) so they never block
-            # the journal, and keep the good ones.
-            failed: list[tuple[tuple[dict[str, Any] | None, dict[str, Any]], Exception]] = []
-            for item in batch:
-                try:
-                    await self._write_batch([item])
-                except Exception as one_exc:  # noqa: BLE001
-                    failed.append((item, one_exc))
-            if len(failed) == len(batch):
-                log.warning("audit store refuses every record (%s); spilling %d events to the journal",
-                            exc.__class__.__name__, len(batch))
-                return False
-            for item, one_exc in failed:
+            for item, one_exc in out.refused:
                 self._dead_letter(item, one_exc)
         self.written += len(batch)
         if self._on_written is not None and any(e for e, _ in batch):
@@ -182,13 +174,6 @@ class AuditWriter:
             except Exception as exc:  # noqa: BLE001
                 log.warning("key usage update failed (%s)", exc.__class__.__name__)
         return True
-
-    async def _store_answers(self) -> bool:
-        try:
-            await self._store.ping()
-            return True
-        except Exception:  # noqa: BLE001
-            return False
 
     def _dead_letter(self, item: tuple[dict[str, Any] | None, dict[str, Any]], exc: Exception) -> None:
         self._journal.dead_letter({"event": item[0], "row": item[1]}, exc)

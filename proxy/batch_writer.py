@@ -17,7 +17,8 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 from proxy.journal import Journal
 
@@ -25,6 +26,40 @@ log = logging.getLogger("casemate.batches")
 
 WriteRows = Callable[[list[dict[str, Any]]], Awaitable[None]]
 Ping = Callable[[], Awaitable[None]]
+
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class WriteOutcome(Generic[T]):
+    """What `write_sorting_out` managed: `error` is None when the batch went in whole."""
+
+    error: Exception | None = None
+    store_down: bool = False                                   # the store did not answer a ping
+    refused: list[tuple[T, Exception]] = field(default_factory=list)   # written one by one, these failed
+
+
+async def write_sorting_out(items: list[T], write: Callable[[list[T]], Awaitable[None]],
+                            ping: Ping) -> WriteOutcome[T]:
+    """Write `items` in one call; when that fails, tell a store that is down (nothing written) from
+    records the store refuses in themselves (the others are written one by one; the refused ones are
+    returned with their errors, for the caller to keep or set aside)."""
+    try:
+        await write(items)
+        return WriteOutcome()
+    except Exception as exc:  # noqa: BLE001 - classified below
+        try:
+            await ping()
+        except Exception:  # noqa: BLE001
+            return WriteOutcome(exc, store_down=True)
+        out: WriteOutcome[T] = WriteOutcome(exc)
+        for item in items:
+            try:
+                await write([item])
+            except Exception as one:  # noqa: BLE001
+                out.refused.append((item, one))
+        return out
 
 
 class BatchWriter:
@@ -82,35 +117,21 @@ class BatchWriter:
 
     async def _take(self, rows: list[dict[str, Any]]) -> bool:
         """Write rows; False when the store is unavailable (the caller journals them)."""
-        try:
-            await self._write(rows)
+        out = await write_sorting_out(rows, self._write, self._ping)
+        if out.error is None:
             return True
-        except Exception as exc:  # noqa: BLE001 - classified below
-            if not await self._answers():
-                log.warning("%s: store unavailable (%s); journaling %d rows", self.name, exc.__class__.__name__,
-                            len(rows))
-                return False
-            failed: list[tuple[dict[str, Any], Exception]] = []
-            for row in rows:
-                try:
-                    await self._write([row])
-                except Exception as one:  # noqa: BLE001
-                    failed.append((row, one))
-            if len(failed) == len(rows) and len(rows) > 1:
-                return False                                # systemic (schema, permissions): keep them all
-            for row, one in failed:
-                self._journal.dead_letter(row, one)
-                self.dead_lettered += 1
-                log.error("%s: a row refused by the store (%s) went to the dead-letter file", self.name,
-                          one.__class__.__name__)
-            return True
-
-    async def _answers(self) -> bool:
-        try:
-            await self._ping()
-            return True
-        except Exception:  # noqa: BLE001
+        if out.store_down:
+            log.warning("%s: store unavailable (%s); journaling %d rows", self.name, out.error.__class__.__name__,
+                        len(rows))
             return False
+        if len(out.refused) == len(rows) and len(rows) > 1:
+            return False                                    # systemic (schema, permissions): keep them all
+        for row, one in out.refused:
+            self._journal.dead_letter(row, one)
+            self.dead_lettered += 1
+            log.error("%s: a row refused by the store (%s) went to the dead-letter file", self.name,
+                      one.__class__.__name__)
+        return True
 
     def _spill(self, rows: list[dict[str, Any]], why: str) -> None:
         if rows:

@@ -35,6 +35,7 @@ from pipeline.checks.api import ANOMALIES_QUERY, CHECK_BODY, DECIDE_BODY, MAX_WA
 from pipeline.checks.baseline_sync import BaselineSync
 from pipeline.checks.engine import CheckEngine, CheckRequest, Verdict
 from pipeline.checks.rules import CompiledRules, RulesCache
+from pipeline.clock import now_rfc3339
 from pipeline.context import Principal, RequestContext
 from pipeline.errors import Forbidden, HttpProblem, NotFound, StageError, Unauthenticated, ValidationFailed
 from pipeline.ids import uuid7_str
@@ -42,7 +43,7 @@ from pipeline.stages.authenticate import bearer_token
 from pipeline.stages.request_id import assign_request_id
 from proxy.batch_writer import BatchWriter
 from proxy.journal import Journal
-from proxy.problems import now_rfc3339, problem_response
+from proxy.problems import problem_response
 
 log = logging.getLogger("casemate.checks")
 

@@ -1,34 +1,15 @@
 """RFC 7807 problem responses (plus OpenAI's `error` object on /v1 routes)."""
 from __future__ import annotations
 
-import time
 from typing import Any, Mapping
 
 import orjson
 from aiohttp import web
 
+from pipeline.clock import now_rfc3339
 from pipeline.errors import StageError
 
 PROBLEM_CT = "application/problem+json"
-
-
-_second = -1
-_prefix = ""
-
-
-def now_rfc3339() -> str:
-    """The current UTC time as RFC 3339 with milliseconds (`2026-11-24T21:04:20.123Z`).
-
-    The date-and-seconds part is formatted once per second; only the milliseconds change
-    between calls (this runs several times per request).
-    """
-    global _second, _prefix
-    now = time.time()
-    second = int(now)
-    if second != _second:
-        _prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        _second = second
-    return f"{_prefix}.{int((now - second) * 1000):03d}Z"
 
 
 def problem_body(err: StageError, instance: str, request_id: str, openai: bool) -> dict[str, Any]:

@@ -78,6 +78,12 @@ def _password(rule_id: str, pattern: str, confidence: float) -> SecretRule:
     )
 
 
+def _bare_password(rule_id: str, pattern: str, min_classes: int = 1) -> SecretRule:
+    """An unquoted literal in a password position, checked as a bare password (not code)."""
+    return SecretRule(rule_id, "generic_password", pattern, 0.6, "bare_password", caseless=True,
+                      min_classes=min_classes)
+
+
 def _generic_key(rule_id: str, pattern: str, min_entropy: float = 3.2) -> SecretRule:
     """A high-entropy value under a key/token/secret-like variable name (the name itself is checked too)."""
     return SecretRule(
@@ -1161,23 +1167,15 @@ RULES: tuple[SecretRule, ...] = (
         + r"""\\?["'`](?P<secret>[^"'\s]{3,127}[^"'\s\\])\\?["'`]""",
         0.7,
     ),
-    SecretRule(
+    _bare_password(
         "generic-password-unquoted",
-        "generic_password",
         _BARE_PASSWORD_NAMES + r"""[ \t]*[=:][ \t]*(?P<secret>[^"'`\s;,]{6,128})""",
-        0.6,
-        "bare_password",
-        caseless=True,
     ),
     # "pass" alone is also an English word ("First pass: determine ..."): its value needs
     # two character classes.
-    SecretRule(
+    _bare_password(
         "generic-pass-unquoted",
-        "generic_password",
         r"""\bpass[ \t]*[=:][ \t]*(?P<secret>[^"'`\s;,]{6,128})""",
-        0.6,
-        "bare_password",
-        caseless=True,
         min_classes=2,
     ),
     _password(
@@ -1187,13 +1185,9 @@ RULES: tuple[SecretRule, ...] = (
     ),
     # The same in chat without quotes ("my password is Tr0ub4dor&3"): the value needs two
     # character classes, so "the password is stored in ..." stays prose.
-    SecretRule(
+    _bare_password(
         "prose-password-unquoted",
-        "generic_password",
         r"""\bpass(?:word|phrase|code)?\b[^\n.]{0,24}?\b(?:is|was)[ \t]+(?P<secret>[^\s"'`]{5,63}[^\s"'`.,;:!?)])""",
-        0.6,
-        "bare_password",
-        caseless=True,
         min_classes=2,
     ),
     _password(
