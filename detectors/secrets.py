@@ -7,6 +7,11 @@ regex, and only on windows reaching back ``rule.reach`` characters from those en
 (so a busy rule costs in proportion to its hits, not to the text), and every candidate goes
 through cheap post-checks (placeholder rejection, variable references, character-class
 mix, Shannon entropy). Overlapping findings keep the most confident rule.
+
+A value in a *credential slot* (URI userinfo, a connection string's ``Password=``, a
+positional password argument) is a password by syntax, so a short plain word there
+("postgresql://app:secret@db") is reported as a weak password; only templates are not:
+the slot's own name, the user name again, a reference, a stand-in or placeholder filler.
 """
 
 from __future__ import annotations
@@ -62,11 +67,10 @@ _PLACEHOLDER_WORDS = (
 # "<your-token>", "<TOKEN", "api_key>": an angle-bracketed name.
 _ANGLE_NAME = re.compile(r"<[A-Za-z][\w\- .]*>|^<|>$")
 _FILLER_RUN = re.compile(r"([xX*.#0•])\1{5,}")
-# Values a password-like name is often assigned without being a secret.
-_NON_SECRET_VALUES = frozenset(
+# Stand-ins for a missing or described value: a serialised null ("None" from an unset
+# variable), a type or label word ("string", "required"), a documented default ("changeme").
+_STAND_IN_VALUES = frozenset(
     {
-        "password",
-        "passwd",
         "none",
         "null",
         "nil",
@@ -81,14 +85,21 @@ _NON_SECRET_VALUES = frozenset(
         "masked",
         "default",
         "value",
-        "secret",
-        "token",
-        "pass",
         "changeme",
-        "username",
-        "user",
     }
 )
+# Values a password-like name is often assigned without being a secret: the stand-ins, the
+# names of credential fields, and "secret" (outside a credential slot, more often a word).
+_NON_SECRET_VALUES = _STAND_IN_VALUES | frozenset(
+    {"password", "passwd", "secret", "token", "pass", "username", "user"}
+)
+# A credential slot filled with a field's own name, perhaps owned or qualified, once
+# separators are dropped: "password", "PASSWORD", "your_password", "myPass", "db-pwd", "token".
+_SLOT_NAME = re.compile(
+    r"(?:your|my|the|some|db|user|new)?"
+    r"(?:password|passwd|passphrase|pass|pwd|pw|token|username|user|login)s?"
+)
+_NON_ALNUM = re.compile(r"[\W_]+")
 _REFERENCE = re.compile(
     r"^(?:\$|%|\{|@|&|\(|\[|process\.env|os\.environ|os\.getenv|getenv|env\.|ENV\[|config\.|settings\.|self\.|this\.)"
     r"|\{\{|\$\{|\$\(|%\(|%s\b|#\{|^[/.:]|:$"
@@ -269,12 +280,41 @@ def _names_a_non_secret(prefix: str) -> bool:
     return _ID_NAME.search(name) is not None and _SECRET_WORD.search(name) is None
 
 
+def _names_a_credential(value: str) -> bool:
+    """A variable or field named after a credential: "user_password", "DB_PASSWORD", "githubToken"."""
+    return (
+        _CREDENTIAL_WORD.search(value) is not None
+        and _identifier_like(value, single_word=False)
+    )
+
+
+def _slot_template(value: str) -> bool:
+    """A credential slot (URI userinfo, ``Password=`` of a connection string, a password argument)
+    filled with a template rather than a password, however weak.
+
+    The slot's own name ("password", "PASSWORD", "your_password", "DB_PASSWORD"), a
+    reference ("${PW}", "$(PW)", "{password}", "%s", "<pw>") or a stand-in ("None",
+    "string", "changeme"). Placeholder filler ("xxxx", "EXAMPLE") is rejected before this,
+    as for every rule, and so is the user name again ("postgres:postgres", a default account).
+    """
+    low = value.lower()
+    return (
+        low in _STAND_IN_VALUES
+        or _SLOT_NAME.fullmatch(_NON_ALNUM.sub("", low)) is not None
+        or _names_a_credential(value)
+        or _REFERENCE.search(value) is not None
+    )
+
+
 def _accept(rule: SecretRule, value: str, prefix: str, after: str) -> bool:
     """Post-checks of one candidate: ``prefix`` is the text before the value, ``after`` what follows it."""
     if looks_like_placeholder(value) or _CUT_OFF.match(after):
         return False
     if rule.check == "format":
         return True
+    if rule.check == "slot":
+        # The syntax says this is the password: a short, plain word is a weak password.
+        return len(value) >= 4 and not _slot_template(value)
     if rule.check == "bare_password" and (
         _CODE_LIKE.search(value)
         or _camel_case(value.strip("_"))
@@ -286,10 +326,7 @@ def _accept(rule: SecretRule, value: str, prefix: str, after: str) -> bool:
             len(value) >= 4
             and _classes(value) >= rule.min_classes
             # "user_password", "challengePassword": a name; "Secret123" stays a password
-            and not (
-                _CREDENTIAL_WORD.search(value)
-                and _identifier_like(value, single_word=False)
-            )
+            and not _names_a_credential(value)
             and value.lower() not in _NON_SECRET_VALUES
             and _REFERENCE.search(value) is None
             and _WORD_PATH.match(value) is None
@@ -388,7 +425,7 @@ class SecretsDetector:
                     if end <= start or (start, end) in seen:
                         continue
                     seen.add((start, end))
-                    if has_user and m.group("user") == text[start:end]:
+                    if has_user and (m.group("user") or "").lower() == text[start:end].lower():
                         continue  # "postgres:postgres@": a default account, not a leaked secret
                     prefix = text[max(0, m.start() - _LOOKBACK) : start]
                     prefix = prefix[prefix.rfind("\n") + 1 :]  # the name is on the value's line

@@ -14,6 +14,15 @@ reported span (the whole match when absent). ``check`` selects the post-check:
 * ``"bare_password"`` -- the same for an unquoted value, which must also not look like
   code (a call, an attribute path, a type name, a variable named after the secret such as
   "resolved_password");
+* ``"slot"``     -- a literal in a *credential slot*, where the syntax itself says "this is
+  the password": URI userinfo (``scheme://user:PASS@host``), a connection string's
+  ``Password=``/``Pwd=`` key, a command or API call taking the password as a given argument
+  (``curl -u user:PASS``, ``NetworkCredential(user, PASS)``, ``IDENTIFIED BY 'PASS'``). A
+  short, low-entropy word there is still a real (weak) password; rejected are only templates:
+  the slot's own name ("password", "your_password", "DB_PASSWORD"), the user name again
+  (``postgres:postgres``), references (``${PW}``, ``$(PW)``, ``{password}``, ``%s``,
+  ``<pw>``), stand-ins ("None", "string", "changeme") and placeholder filler; at least 4
+  characters ("foo:bar" is a documentation pair);
 * ``"entropy"``  -- a token assigned to a key/token/secret-like name, or a random-looking
   token next to a context word: also needs mixed character classes and
   Shannon entropy of at least ``min_entropy`` bits per character, no ascending
@@ -21,7 +30,8 @@ reported span (the whole match when absent). ``check`` selects the post-check:
 
 Every check also rejects a value directly followed by an ellipsis or a mask run
 ("sk-abc...", "xoxp-1-2-3-####": shown cut off, not leaked), and a rule with a
-``user`` group drops matches whose password repeats the user name ("postgres:postgres@").
+``user`` group (the user name of the same credential: URI userinfo, ``curl -u``, netrc,
+.NET credential arguments) drops matches whose password repeats it ("postgres:postgres@").
 """
 
 from __future__ import annotations
@@ -82,6 +92,12 @@ def _bare_password(rule_id: str, pattern: str, min_classes: int = 1) -> SecretRu
     """An unquoted literal in a password position, checked as a bare password (not code)."""
     return SecretRule(rule_id, "generic_password", pattern, 0.6, "bare_password", caseless=True,
                       min_classes=min_classes)
+
+
+def _slot(rule_id: str, secret_type: str, pattern: str, confidence: float,
+          caseless: bool = True) -> SecretRule:
+    """A value in a credential slot: reported even when short and plain, unless it is a template."""
+    return SecretRule(rule_id, secret_type, pattern, confidence, "slot", caseless=caseless)
 
 
 def _generic_key(rule_id: str, pattern: str, min_entropy: float = 3.2) -> SecretRule:
@@ -1062,13 +1078,11 @@ RULES: tuple[SecretRule, ...] = (
         0.95,
     ),
     # --- credentials inside URLs, connection strings and commands -------------------------
-    SecretRule(
+    _slot(
         "url-credentials",
         "connection_string_password",
         r"""\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|redis|rediss|amqps?|mssql|sqlserver|oracle|jdbc:[a-z]+|ftp|sftp|smtp|https?|ldaps?|sidekiq|nats|kafka)://(?P<user>[^\s:@/'"]{0,100}):(?P<secret>[^\s@/'"]{3,200})@[^\s'"]{3,}""",
         0.9,
-        "password",
-        caseless=True,
     ),
     SecretRule(
         "connection-string-password",
@@ -1077,6 +1091,20 @@ RULES: tuple[SecretRule, ...] = (
         0.85,
         "bare_password",
         caseless=True,
+    ),
+    # The same key inside a connection string: another "Key=value;" pair before it, or
+    # one after it. No spaces around "=", so "x = 1; password = pw;" in code is not one.
+    _slot(
+        "connection-string-slot",
+        "connection_string_password",
+        r"""\w=[^;\n]{0,200};[ \t]*(?:password|pwd)=(?P<secret>[^;"'\s]{3,100})(?:[;"'\s]|$)""",
+        0.85,
+    ),
+    _slot(
+        "connection-string-slot-first",
+        "connection_string_password",
+        r"""(?:^|[\s"'`])(?:password|pwd)=(?P<secret>[^;"'\s]{3,100});[ \t]*[A-Za-z][\w ]{0,30}=""",
+        0.85,
     ),
     SecretRule(
         "basic-auth-header",
@@ -1095,19 +1123,19 @@ RULES: tuple[SecretRule, ...] = (
         "entropy",
         caseless=True,
     ),
-    SecretRule(
+    _slot(
         "curl-user",
         "curl_credentials",
-        r"""\bcurl\b[\s\S]{0,300}?\s(?:-u|--user)\s*["']?[^\s:'"$]{1,64}:["']?(?P<secret>[^\s'"$]{3,100})["']?""",
+        r"""\bcurl\b[\s\S]{0,300}?\s(?:-u|--user)\s*["']?(?P<user>[^\s:'"$]{1,64}):["']?(?P<secret>[^\s'"$]{3,100})["']?""",
         0.85,
-        "password",
+        caseless=False,
     ),
-    SecretRule(
+    _slot(
         "netrc",
         "netrc_credentials",
-        r"\bmachine\s+\S+\s+login\s+\S+\s+password\s+(?P<secret>\S{3,})",
+        r"\bmachine\s+\S+\s+login\s+(?P<user>\S+)\s+password\s+(?P<secret>\S{3,})",
         0.9,
-        "password",
+        caseless=False,
     ),
     SecretRule(
         "cli-password-flag",
@@ -1117,24 +1145,35 @@ RULES: tuple[SecretRule, ...] = (
         "bare_password",
         caseless=True,
     ),
-    _password(
+    # A long option given its value with "=" ("--password=..."); "-p" may be a port or a
+    # directory flag and "--password VALUE" may be a prompt followed by an operand.
+    _slot(
+        "cli-password-option",
+        "command_line_password",
+        r"""\s--(?:password|passwd|pass)=["']?(?P<secret>[^\s"']{3,100})""",
+        0.8,
+    ),
+    _slot(
         "sql-identified-by",
+        "generic_password",
         r"""\bIDENTIFIED\s+(?:WITH\s+\w+\s+)?BY\s+(?:PASSWORD\s+)?["'](?P<secret>[^"'\s]{4,128})["']""",
         0.85,
     ),
-    SecretRule(
+    # .NET credentials passed positionally: NetworkCredential(user, password[, domain]),
+    # DirectoryEntry(path, user, password).
+    _slot(
         "network-credential",
         "dotnet_credentials",
-        r"""NetworkCredential\(\s*"[^"]{1,100}"\s*,\s*"(?P<secret>[^"]{3,100})\"""",
+        r"""NetworkCredential\(\s*"(?P<user>[^"]{1,100})"\s*,\s*"(?P<secret>[^"]{3,100})\"""",
         0.9,
-        "password",
+        caseless=False,
     ),
-    SecretRule(
+    _slot(
         "directory-entry",
         "dotnet_credentials",
-        r"""DirectoryEntry\(\s*"[^"]{1,200}"\s*,\s*"[^"]{1,100}"\s*,\s*"(?P<secret>[^"]{3,100})\"""",
+        r"""DirectoryEntry\(\s*"[^"]{1,200}"\s*,\s*"(?P<user>[^"]{1,100})"\s*,\s*"(?P<secret>[^"]{3,100})\"""",
         0.9,
-        "password",
+        caseless=False,
     ),
     # --- generic assignments and context -------------------------------------------------
     # XML / config elements: <password>...</password>, <add key="ApiKey" value="..."/>.

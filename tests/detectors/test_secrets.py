@@ -406,3 +406,137 @@ def test_sequential_filler_helper() -> None:
     assert looks_sequential("xyzABCDEFq")
     assert not looks_sequential(soup(40))
     assert not looks_sequential(hexs(32))
+
+
+# --- credential slots: the syntax says "this is the password" ----------------------------
+
+
+def _uri(scheme: str, user: str, password: str, rest: str = "db.internal:5432/app") -> str:
+    """A URI with userinfo, assembled so this file holds no literal credential URL."""
+    return scheme + "://" + user + ":" + password + "@" + rest
+
+
+def _spans(detector: SecretsDetector, text: str) -> list[str]:
+    return [text[f.start : f.end] for f in detector.scan(text)]
+
+
+@pytest.mark.parametrize(
+    "scheme",
+    ["postgresql", "postgres", "mysql", "mongodb+srv", "redis", "amqp", "https", "ftp", "ldap",
+     "jdbc:postgresql"],
+)
+def test_weak_literal_in_uri_userinfo_is_found(detector: SecretsDetector, scheme: str) -> None:
+    text = "DATABASE_URL=" + _uri(scheme, "app", "sec" + "ret")
+    assert _spans(detector, text) == ["sec" + "ret"]
+
+
+def test_uri_userinfo_with_empty_user_or_several_hosts_is_found(detector: SecretsDetector) -> None:
+    assert _spans(detector, _uri("redis", "", "hunter" + "2", "cache:6379")) == ["hunter2"]
+    multi = _uri("postgresql", "app", "sec" + "ret", "h1:5432,app:sec" + "ret@h2:5433/db")
+    assert "sec" + "ret" in _spans(detector, multi)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # the slot's own name, in any case or owned: a template
+        _uri("mongodb", "username", "pass" + "word", "localhost:27017/db"),
+        _uri("https", "user", "PASS" + "WORD", "example.org"),
+        _uri("mysql", "admin", "your_" + "password"),
+        _uri("postgresql", "app", "DB_" + "PASSWORD"),
+        _uri("postgresql", "app", "my" + "Pass"),
+        # the user name again: a well-known default account
+        _uri("mongodb", "mongodb", "mongodb", "localhost:27017/db"),
+        _uri("postgres", "postgres", "Postgres"),
+        _uri("amqp", "guest", "guest", "rabbit:5672/"),
+        # references and templates
+        _uri("mysql", "user", "${" + "DB_PASSWORD}"),
+        _uri("postgres", "$(PGUSER)", "$(" + "PGPASSWORD)", "$(PGHOST)/db"),
+        _uri("postgresql", "{username}", "{" + "password}", "{{host}}:5432/db"),
+        _uri("postgresql", "{{ user }}", "{{" + "pw}}"),
+        _uri("postgresql", "app", "%" + "s"),
+        _uri("postgresql", "app", "$" + "DB_PASS"),
+        _uri("postgresql", "app", "<" + "password>"),
+        # placeholder filler and stand-ins
+        _uri("mysql", "admin", "REPLACE_WITH_" + "PASSWORD"),
+        _uri("mysql", "admin", "xxxx" + "xxxx"),
+        _uri("mysql", "admin", "None"),
+        # too short to tell from a documentation pair
+        _uri("https", "foo", "bar", "example.org"),
+        # curl's user:password slot filled with field names
+        "curl --user username:pass" + "word https://example.org",
+        "curl -u username:to" + "ken https://example.org",
+        "curl -u admin:admin https://example.org",
+    ],
+)
+def test_templates_in_credential_slots_are_not_reported(
+    detector: SecretsDetector, text: str
+) -> None:
+    assert detector.scan(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("Server=db;Port=5432;User Id=app;Pass" + "word=sec" + "ret;Database=app;", "secret"),
+        ("Driver={ODBC};Server=db;Uid=app;Pwd=" + "letmein;", "letmein"),
+        ('conn = "Data Source=db;Initial Catalog=app;Password=' + 'Sec' + 'ret1"', "Secret1"),
+        ("Password=" + "sec" + "ret;User Id=app;Server=db", "secret"),
+    ],
+)
+def test_password_key_in_connection_string_is_found(
+    detector: SecretsDetector, text: str, secret: str
+) -> None:
+    assert _spans(detector, text) == [secret]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Server=db;User Id=app;Password=pass" + "word;Database=app;",
+        "Server=db;User Id=app;Password=${" + "DB_PW};",
+        "Server=db;User Id=app;Password={" + "password};",
+        "Server=db;User Id=app;Pwd=#{" + "datastore['PW']};",
+        "Server=db;User Id=app;Password=<" + "password>;",
+        # code statements, not a connection string
+        "x = 1; password = sec" + "ret;",
+        "cwd = here;\npwd = os.getcwd();",
+    ],
+)
+def test_templates_and_code_in_connection_strings_are_not_reported(
+    detector: SecretsDetector, text: str
+) -> None:
+    assert detector.scan(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ('new DirectoryEntry("LDAP://dc01", "corp\\\\svc", "sec' + 'ret")', "secret"),
+        ('new NetworkCredential("svc", "sec' + 'ret")', "secret"),
+        ("curl -u deploy:sec" + "ret https://ci.internal/api", "secret"),
+        ("machine ci.internal login deploy password sec" + "ret", "secret"),
+        ("CREATE USER app IDENTIFIED BY 'sec" + "ret';", "secret"),
+        ("mysql --user=app --password=sec" + "ret --host=db", "secret"),
+    ],
+)
+def test_weak_literal_passed_as_password_argument_is_found(
+    detector: SecretsDetector, text: str, secret: str
+) -> None:
+    assert _spans(detector, text) == [secret]
+
+
+def test_generic_assignment_of_a_stand_in_word_stays_rejected(detector: SecretsDetector) -> None:
+    # outside a credential slot "secret" is more often a word than a password
+    assert detector.scan('password = "sec' + 'ret"') == []
+
+
+def test_redacting_a_slot_finding_keeps_user_and_host(detector: SecretsDetector) -> None:
+    from detectors.operators import apply
+
+    text = "connect to " + _uri("postgresql", "app", "sec" + "ret") + " now"
+    out = apply(text, detector.scan(text), {"SECRET": "redact"}, hmac_key=b"k", vault=None)
+    assert out.text == "connect to postgresql://app:[REDACTED]@db.internal:5432/app now"
+    conn = "Server=db;User Id=app;Password=" + "sec" + "ret;Database=app;"
+    out = apply(conn, detector.scan(conn), {"SECRET": "redact"}, hmac_key=b"k", vault=None)
+    assert out.text == "Server=db;User Id=app;Password=[REDACTED];Database=app;"
