@@ -1140,7 +1140,11 @@ RULES: tuple[SecretRule, ...] = (
     SecretRule(
         "cli-password-flag",
         "command_line_password",
-        r"""(?:\s-p|\s--password|\s-password)[\s=]+["']?(?P<secret>[^\s"'$%{<-][^\s"']{3,100})""",
+        # "-p" alone is a port, a parent-directory or a plugin flag as often as a password: only
+        # right after a user flag ("-u DOMAIN\\admin -p ...", sqlcmd's "-U sa -P ...") or for sshpass
+        r"""(?:\s-u\s*\S+\s+-p|\bsshpass\s+-p|\s--password|\s-password)[\s=]+["']?"""
+        # (not a port or port mapping: "-p 8080:80", "-p 127.0.0.1:53:53/udp")
+        r"""(?P<secret>(?![\d:.]+(?:/(?:tcp|udp))?(?![^\s"']))[^\s"'$%{<-][^\s"']{3,100})""",
         0.75,
         "bare_password",
         caseless=True,

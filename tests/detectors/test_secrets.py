@@ -540,3 +540,36 @@ def test_redacting_a_slot_finding_keeps_user_and_host(detector: SecretsDetector)
     conn = "Server=db;User Id=app;Password=" + "sec" + "ret;Database=app;"
     out = apply(conn, detector.scan(conn), {"SECRET": "redact"}, hmac_key=b"k", vault=None)
     assert out.text == "Server=db;User Id=app;Password=[REDACTED];Database=app;"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "mkdir -p build",
+        "cp -p notes.txt backup/",
+        "psql -h db -p 5432 -U app",
+        "docker run -u 1000 -p 8080:80 nginx",
+        "docker run -u 1000 -p 127.0.0.1:53:53/udp dns",
+        "python -m pytest -p no:cacheprovider",
+        "ssh -p 2222 deploy@host",
+    ],
+)
+def test_short_p_flag_that_is_a_port_or_directory_flag_is_not_a_password(
+    detector: SecretsDetector, text: str
+) -> None:
+    assert detector.scan(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("psexec \\\\host -u CORP\\admin -p hX7#kq29 cmd", "hX7#kq29"),
+        ("sqlcmd -S db -U sa -P Zq8!vR2m", "Zq8!vR2m"),
+        ("sshpass -p Tr0ub4dor ssh deploy@host", "Tr0ub4dor"),
+        ("vault login --password Zx9qLm2w", "Zx9qLm2w"),
+    ],
+)
+def test_p_flag_after_a_user_flag_or_for_sshpass_is_a_password(
+    detector: SecretsDetector, text: str, secret: str
+) -> None:
+    assert _spans(detector, text) == [secret]
