@@ -15,7 +15,7 @@ from admin_api.ids import new_id
 from admin_api.store.backend import Conn
 from admin_api.store.codec import utcnow
 from admin_api.store.tlog_nodes import APPEND_LOCK, TreeNodesRepo
-from casemate_verify.canonical import leaf_hash
+from admin_api.store.leaf_bytes import fast_leaf_hash
 
 PLATFORM_LOG = "platform"
 _CHUNK = 100
@@ -67,7 +67,7 @@ class TransparencyRepo(TreeNodesRepo):
                 appended[log] = (0 if top is None else int(top) + 1, [])
             start, hashes = appended[log]
             seq += 1
-            hashes.append(leaf_hash(event_dict(row), details_normalized=True))   # rows normalise details
+            hashes.append(fast_leaf_hash(event_dict(row)))   # rows normalise details
             leaves.append((log, start + len(hashes) - 1, seq, row[0], hashes[-1]))
         await conn.executemany(
             "INSERT INTO tlog_leaves (log_id, leaf_index, seq, event_id, leaf_hash) VALUES ($1, $2, $3, $4, $5)", leaves)

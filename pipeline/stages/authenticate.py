@@ -7,7 +7,7 @@ from typing import Any, Callable, Mapping
 from pipeline.context import Principal, RequestContext
 from pipeline.directory import Directory, KeyRecord
 from pipeline.errors import Forbidden, Unauthenticated
-from pipeline.secrets_box import hash_api_key
+from pipeline.secrets_box import ApiKeyHasher
 
 # Permissions an API key carries by default on the data plane.
 KEY_PERMISSIONS = frozenset({"gateway:write", "gateway:read", "checks:write", "traces:write"})
@@ -32,7 +32,7 @@ class AuthenticateStage:
 
     def __init__(self, directory: Directory, hash_key: bytes, jwt_verifier: JwtVerifier | None = None) -> None:
         self._dir = directory
-        self._hash_key = hash_key
+        self._hash = ApiKeyHasher(hash_key)
         self._jwt = jwt_verifier
         self._cache: dict[str, tuple[KeyRecord, Principal]] = {}
         self._generation = -1
@@ -45,7 +45,7 @@ class AuthenticateStage:
         if token.count(".") == 2 and not token.startswith("cm_"):
             ctx.principal = self._from_jwt(token)
             return
-        digest = hash_api_key(self._hash_key, token)
+        digest = self._hash(token)
         d = self._dir
         if d.generation != self._generation:       # any directory change drops resolved principals
             self._cache.clear()
