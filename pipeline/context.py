@@ -3,10 +3,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from time import perf_counter, time
-from typing import Any, AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any, AsyncIterator, Mapping
 
 from pipeline.errors import StageError
 from pipeline.policy import EffectivePolicy
+
+if TYPE_CHECKING:
+    from pipeline.ratelimit import Scope
 
 
 @dataclass(slots=True)
@@ -27,6 +30,9 @@ class Principal:
     allowed_models: frozenset[str] | None = None
     allowed_providers: frozenset[str] | None = None
     policy_ids: tuple[str, ...] = ()   # tenant policy, key policy (lowest first)
+    # the rate-limit scopes of this principal, built once (principals are cached per directory generation)
+    limit_scopes: dict[tuple[str, int, int], tuple[Scope, Scope]] = field(
+        default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(slots=True)

@@ -32,14 +32,20 @@ class RateLimitStage:
         self._rpm = default_rpm
         self._tpm = default_tpm
 
-    def scopes(self, ctx: RequestContext) -> tuple[Scope, Scope] | None:
+    def scopes(self, ctx: RequestContext, prefix: str = "") -> tuple[Scope, Scope] | None:
+        """The tenant's and the key's windows; `prefix` keeps traffic apart (tool checks, traces, MCP)."""
         p = ctx.principal
         if p is None:
             return None
-        t_rpm = p.tenant_rpm or self._rpm
-        t_tpm = p.tenant_tpm or self._tpm
-        return (Scope("t:" + p.tenant_id, t_rpm, t_tpm),
-                Scope("k:" + p.subject, p.rpm or t_rpm, p.tpm or t_tpm))
+        memo = p.limit_scopes
+        key = (prefix, self._rpm, self._tpm)
+        out = memo.get(key)
+        if out is None:
+            t_rpm = p.tenant_rpm or self._rpm
+            t_tpm = p.tenant_tpm or self._tpm
+            out = memo[key] = (Scope(prefix + "t:" + p.tenant_id, t_rpm, t_tpm),
+                               Scope(prefix + "k:" + p.subject, p.rpm or t_rpm, p.tpm or t_tpm))
+        return out
 
     async def __call__(self, ctx: RequestContext) -> None:
         scopes = self.scopes(ctx)
@@ -49,9 +55,9 @@ class RateLimitStage:
     async def limit_apart(self, ctx: RequestContext, prefix: str) -> None:
         """Count the request under the same limits but in windows of its own (scope keys get `prefix`),
         for traffic that must not share the chat budget (tool checks, traces, MCP)."""
-        scopes = self.scopes(ctx)
+        scopes = self.scopes(ctx, prefix)
         if scopes is not None:
-            apply_result(ctx, await self._lim.check(_apart(scopes, prefix)))
+            apply_result(ctx, await self._lim.check(scopes))
 
 
 class LocalRateLimitStage(RateLimitStage):
@@ -63,24 +69,9 @@ class LocalRateLimitStage(RateLimitStage):
             apply_result(ctx, self._lim.check_now(scopes))  # type: ignore[attr-defined]
 
     async def limit_apart(self, ctx: RequestContext, prefix: str) -> None:
-        scopes = self.scopes(ctx)
+        scopes = self.scopes(ctx, prefix)
         if scopes is not None:
-            apply_result(ctx, self._lim.check_now(_apart(scopes, prefix)))  # type: ignore[attr-defined]
-
-
-_APART: dict[tuple[str, tuple[Scope, Scope]], tuple[Scope, ...]] = {}
-
-
-def _apart(scopes: tuple[Scope, Scope], prefix: str) -> tuple[Scope, ...]:
-    """`scopes` with prefixed keys (memoised: the same principals come back request after request)."""
-    key = (prefix, scopes)
-    out = _APART.get(key)
-    if out is None:
-        out = tuple(Scope(prefix + s.key, s.rpm, s.tpm) for s in scopes)
-        if len(_APART) >= 100_000:
-            _APART.clear()
-        _APART[key] = out
-    return out
+            apply_result(ctx, self._lim.check_now(scopes))  # type: ignore[attr-defined]
 
 
 def apply_result(ctx: RequestContext, res: RateResult) -> None:
