@@ -191,8 +191,13 @@ def _measure(name: str, spec: LoadSpec, warmup: LoadSpec, pid: int, mock_pid: in
     if warm.requests == 0:
         raise ScenarioFailed(f"{name}: every warm-up request failed: {warm.statuses}")
     cpu0, mock0 = process_cpu_seconds(pid), process_cpu_seconds(mock_pid)
+    ours0, busy0, t0 = process_cpu_seconds(os.getpid()), _busy_cpu_seconds(), time.monotonic()
     result: LoadResult = run(spec)
     cpu1, mock1 = process_cpu_seconds(pid), process_cpu_seconds(mock_pid)
+    ours1, busy1, t1 = process_cpu_seconds(os.getpid()), _busy_cpu_seconds(), time.monotonic()
+    # CPU that processes outside this bench (and its servers) took meanwhile, in % of the machine:
+    # on a shared host a busy neighbour inflates CPU per request and deflates throughput
+    other = max(0.0, (busy1 - busy0) - (ours1 - ours0))
     answered = result.requests + result.errors
     if result.errors > answered * _MAX_ERROR_RATE:
         raise ScenarioFailed(f"{name}: {result.errors} of {answered} measured requests failed "
@@ -203,6 +208,7 @@ def _measure(name: str, spec: LoadSpec, warmup: LoadSpec, pid: int, mock_pid: in
         "upstream_cpu_us_per_req": round((mock1 - mock0) * 1e6 / answered, 1),
         "requests": result.requests, "errors": result.errors, "statuses": result.statuses,
         "duration_s": result.duration_s, "p90_ms": result.p90_ms, "mean_ms": result.mean_ms,
+        "other_load_pct": round(100 * other / max(1e-9, (t1 - t0) * (os.cpu_count() or 1)), 1),
     }
     if spec.stream:
         out["ttft_p50_ms"] = result.ttft_p50_ms
@@ -482,6 +488,16 @@ def _derive(scenarios: dict[str, dict[str, Any]]) -> dict[str, float | None]:
     }
 
 
+def _busy_cpu_seconds() -> float:
+    """CPU seconds the whole machine spent busy (every core; /proc/stat's first line, idle and iowait excluded)."""
+    try:
+        first = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return 0.0
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in first[1:9])
+    return (user + nice + system + irq + softirq + steal) / _CLK_TCK
+
+
 def _machine(pinned: bool, usable_cores: int) -> dict[str, Any]:
     model = platform.processor() or platform.machine()
     try:
@@ -502,7 +518,8 @@ _COLUMNS = (("scenario", None), ("rps", "rps"), ("p50 ms", "p50_ms"), ("p99 ms",
             ("CPU µs/req", "cpu_us_per_req"), ("upstream µs/req", "upstream_cpu_us_per_req"),
             ("TTFT p50 ms", "ttft_p50_ms"), ("TTFT added ms", "ttft_added_ms"),
             ("idle TTFT ms", "ttft_idle_p50_ms"), ("idle TTFT added ms", "ttft_idle_added_ms"),
-            ("idle p99 ms", "idle_p99_ms"), ("MCP added p50 ms", "added_p50_ms"), ("errors", "errors"))
+            ("idle p99 ms", "idle_p99_ms"), ("MCP added p50 ms", "added_p50_ms"), ("errors", "errors"),
+            ("other load %", "other_load_pct"))
 
 
 def _rows(scenarios: dict[str, dict[str, Any]]) -> list[list[str]]:
@@ -554,6 +571,10 @@ def render_markdown(report: dict[str, Any], config: BenchConfig) -> str:
         out += [(f"With {machine['usable_cores']} usable cores the multi-worker scenarios share the "
                  f"CPUs with the mock upstream and the load generator, so `rps_2_workers_vs_1` shows "
                  f"contention, not the scaling a host with spare cores would see."), ""]
+    busy = [name for name, values in report["scenarios"].items() if (values.get("other_load_pct") or 0) >= 10]
+    if busy:
+        out += [(f"Other processes on this machine took 10 % of it or more during {', '.join(busy)} "
+                 f"(column `other load %`): those rows are inflated (CPU per request) or deflated (rps)."), ""]
     out += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join(row) + " |" for row in _rows(report["scenarios"])]
     out += ["", "| ratio | value |", "|---|---|"]
