@@ -33,6 +33,16 @@ are shifted back, and the engine's score filter and ``remove_duplicates`` run ov
 the whole list. Recognizers that can never reach the threshold are skipped, as the
 engine's filter would drop all their results.
 
+Presidio's phone recognizer runs libphonenumber's matcher over the text once per region
+(eight by default), parsing each digit group in each. :func:`_phone_analyze` uses the
+same matcher and changes only how its per-candidate verdict is reached: the walk over
+candidates, which does not depend on the region, is made once; a candidate whose digits
+provably make no valid number in a region (:class:`_PhoneGate`: too few for the
+region's country code, or four that are not one of its short numbers) is answered
+without a parse; other verdicts are kept for the call. A region's matcher runs in full
+only when one of the walked candidates is valid there. Results, explanations included,
+are Presidio's.
+
 With no spaCy model installed the NER tier (PERSON, LOCATION, ORGANIZATION, NRP) is
 unavailable; ``ner=True`` enables it only when an ``en_core_web_*`` model is.
 """
@@ -49,6 +59,8 @@ import bisect
 import functools
 import logging
 import re
+import sys
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -63,6 +75,7 @@ from presidio_analyzer import (
     RecognizerResult,
 )
 from presidio_analyzer.nlp_engine import NlpArtifacts, NoOpNlpEngine
+from presidio_analyzer.predefined_recognizers import PhoneRecognizer
 
 from . import _hs
 
@@ -177,7 +190,20 @@ _FAMILIES: dict[str, _Family] = {
     "ipv6": _Family((r"::", r"[0-9a-f]:[0-9a-f]{1,4}:"), 7),
 }
 _NON_ASCII_ONLY = {"phone4": "phone"}
-_NON_ASCII_DIGIT = re.compile(r"(?![0-9])\d")
+
+
+@functools.cache
+def _non_ascii_digit_class() -> str:
+    """A Hyperscan (UTF-8) class of every decimal digit other than 0-9, as Python's ``\\d``
+    reads them: reported by the anchor scan itself, the text need not be searched again."""
+    ranges: list[list[int]] = []
+    for i in range(0x80, sys.maxunicode + 1):
+        if chr(i).isdecimal():  # Unicode category Nd, which is what ``\d`` matches
+            if ranges and ranges[-1][1] == i - 1:
+                ranges[-1][1] = i
+            else:
+                ranges.append([i, i])
+    return "[" + "".join(f"\\x{{{lo:X}}}-\\x{{{hi:X}}}" for lo, hi in ranges) + "]"
 _ENTITY_FAMILIES: dict[str, tuple[str, ...]] = {
     "EMAIL_ADDRESS": ("email",),
     "URL": ("url",),
@@ -349,24 +375,37 @@ def _snap_right(text: str, pos: int) -> int:
     return n
 
 
+def _min_length(metadata: phonenumbers.PhoneMetadata | None) -> int:
+    """Fewest digits of a valid national number under ``metadata`` (0 when not listed)."""
+    desc = metadata.general_desc if metadata is not None else None
+    lengths = desc.possible_length if desc is not None else None
+    return min(lengths) if lengths else 0
+
+
+def _country_min_length(metadata: phonenumbers.PhoneMetadata) -> int:
+    """Fewest digits of a valid number of any region sharing ``metadata``'s country code
+    (validity is judged for the region of the code whose patterns the number fits)."""
+    return min(
+        (
+            _min_length(phonenumbers.PhoneMetadata.metadata_for_region(r))
+            for r in phonenumbers.region_codes_for_country_code(metadata.country_code)
+        ),
+        default=0,
+    )
+
+
 @functools.cache
 def _short_phone_numbers(regions: tuple[str, ...]) -> tuple[str, ...]:
     """Every four-digit string libphonenumber accepts as a valid number in ``regions``.
 
     Fewer digits are never valid; with a ``+`` at least six are needed. Only regions
-    whose metadata allows a length of four or less are enumerated (a few tenths of a
-    second, once per process).
+    whose country code allows a length of four or less are enumerated (a few tenths of
+    a second, once per process).
     """
     found: set[str] = set()
     for region in regions:
         metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
-        desc = metadata.general_desc if metadata is not None else None
-        if desc is None:
-            continue
-        lengths = set(desc.possible_length or ()) | set(
-            desc.possible_length_local_only or ()
-        )
-        if min(lengths, default=99) > 4:
+        if metadata is None or _country_min_length(metadata) > 4:
             continue
         for i in range(10_000):
             digits = f"{i:04d}"
@@ -377,6 +416,221 @@ def _short_phone_numbers(regions: tuple[str, ...]) -> tuple[str, ...]:
             if phonenumbers.is_valid_number(number):
                 found.add(digits)
     return tuple(sorted(found))
+
+
+#: Characters that leave a candidate's digits unbounded, so the :class:`_PhoneGate` lets
+#: it through: a plus sign (a country code follows), a letter (a vanity number maps A-Z
+#: to keypad digits), a digit-valued character that is no decimal digit (a superscript).
+_PHONE_UNBOUNDED = re.compile(
+    r"[^\W\d_]|["
+    + re.escape(getattr(phonenumbers.phonenumberutil, "_PLUS_CHARS", "+\uff0b"))
+    + "]"
+)
+_DECIMAL = re.compile(r"\d")
+# A national-prefix transform rule made only of group references keeps a substring.
+_GROUPS_ONLY = re.compile(r"(?:[\\$]\d)*")
+
+
+class _PhoneGate:
+    """Phone candidates that provably parse to no valid number, per default region.
+
+    Applies only to a candidate without plus sign or letter, whose decimal digits do not
+    start with the region's international prefix, in a region whose national-prefix rule
+    (if any) only removes or reorders digits. libphonenumber then keeps the region's
+    country code (stripping it, if written in front) and takes the national number from
+    the candidate's digits, at most as many as the candidate has:
+
+    * fewer digits than the shortest valid number of any region of that country code
+      can never be valid;
+    * when that shortest length is four and the candidate has four digits, the number is
+      those four digits parsed in the region exactly as :func:`_short_phone_numbers`
+      parsed them (dropping any would leave too few): valid only if listed there.
+    """
+
+    def __init__(self, regions: Sequence[str]) -> None:
+        self.short = frozenset(_short_phone_numbers(tuple(regions)))
+        # region -> (fewest digits valid under its country code, its international prefix)
+        self.regional: dict[str, tuple[int, re.Pattern[str] | None]] = {}
+        for region in regions:
+            meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
+            if meta is None:
+                continue
+            rule = meta.national_prefix_transform_rule
+            if rule and not _GROUPS_ONLY.fullmatch(rule):
+                continue
+            idd = meta.international_prefix
+            self.regional[region] = (
+                _country_min_length(meta),
+                re.compile(idd) if idd else None,
+            )
+
+    def number(self, candidate: str) -> str | None:
+        """The candidate's decimal digits (as ASCII), or ``None`` when the gate does not apply."""
+        if _PHONE_UNBOUNDED.search(candidate) is not None:
+            return None
+        digits = "".join(_DECIMAL.findall(candidate))
+        return (
+            digits
+            if digits.isascii()
+            else "".join(str(unicodedata.digit(c)) for c in digits)
+        )
+
+    def hopeless(self, number: str | None, region: str) -> bool:
+        """True when a candidate with these digits (see :meth:`number`) parses to no valid
+        number with ``region`` as the default region."""
+        regional = self.regional.get(region)
+        if regional is None or number is None:
+            return False
+        fewest, idd = regional
+        n = len(number)
+        if n >= fewest and not n == 4 == fewest:
+            return False
+        # Any prefix of the digits: libphonenumber may cut the number's end off first.
+        if idd is not None and any(idd.match(number, 0, k) for k in range(n + 1)):
+            return False
+        return n < fewest or number not in self.short
+
+
+class _PhoneCall:
+    """One phone recognizer call: libphonenumber's per-candidate verdicts, remembered.
+
+    The verdict of ``PhoneNumberMatcher._parse_and_verify`` depends on the candidate, the
+    default region, the leniency and the characters just before and after the candidate,
+    nothing else; candidates the :class:`_PhoneGate` rules out are answered without a
+    parse when the leniency asks for valid numbers (below that, a possible number is
+    enough, and the gate's reasoning does not hold).
+    """
+
+    def __init__(self, gate: _PhoneGate, leniency: int) -> None:
+        self.gate = gate
+        self._gated = leniency >= phonenumbers.Leniency.VALID
+        self._numbers: dict[str, str | None] = {}
+        self._verdicts: dict[
+            tuple[str, str, str, str], phonenumbers.PhoneNumber | None
+        ] = {}
+
+    def parse_and_verify(
+        self, matcher: _PhoneMatcher, candidate: str, offset: int
+    ) -> phonenumbers.PhoneNumberMatch | None:
+        """What ``matcher``'s own ``_parse_and_verify`` returns for ``candidate``."""
+        region: str = matcher.preferred_region
+        if candidate in self._numbers:
+            number = self._numbers[candidate]
+        else:
+            number = self._numbers[candidate] = self.gate.number(candidate)
+        if self._gated and self.gate.hopeless(number, region):
+            return None
+        text: str = matcher.text
+        end = offset + len(candidate)
+        key = (
+            candidate,
+            region,
+            text[offset - 1] if offset > 0 else "",
+            text[end] if end < len(text) else "",
+        )
+        if key in self._verdicts:
+            parsed = self._verdicts[key]
+            return (
+                None
+                if parsed is None
+                else phonenumbers.PhoneNumberMatch(offset, candidate, parsed)
+            )
+        found = matcher.verify_uncached(candidate, offset)
+        self._verdicts[key] = None if found is None else found.number
+        return found
+
+
+class _PhoneMatcher(phonenumbers.PhoneNumberMatcher):  # type: ignore[misc]
+    """libphonenumber's matcher, its per-candidate verdicts going through a :class:`_PhoneCall`.
+
+    With ``trace`` set, every verdict is "no number" and the candidates asked about are
+    appended to ``trace``: that walk does not depend on the region (``_parse_and_verify``
+    is the matcher's only step that reads the region or the leniency), so it is the
+    walk every region's matcher makes until its first match.
+    """
+
+    def __init__(
+        self,
+        text: str,
+        region: str,
+        leniency: int,
+        call: _PhoneCall,
+        trace: list[tuple[str, int]] | None = None,
+    ) -> None:
+        super().__init__(text, region, leniency=leniency)
+        self._call = call
+        self._trace = trace
+
+    def _parse_and_verify(
+        self, candidate: str, offset: int
+    ) -> phonenumbers.PhoneNumberMatch | None:
+        if self._trace is not None:
+            self._trace.append((candidate, offset))
+            return None
+        return self._call.parse_and_verify(self, candidate, offset)
+
+    def verify_uncached(
+        self, candidate: str, offset: int
+    ) -> phonenumbers.PhoneNumberMatch | None:
+        """libphonenumber's own ``_parse_and_verify``."""
+        return super()._parse_and_verify(candidate, offset)
+
+
+def _fast_phone_ok(recognizer: EntityRecognizer) -> bool:
+    """The recognizer is Presidio's own PhoneRecognizer and the matcher has the hook we use."""
+    return (
+        isinstance(recognizer, PhoneRecognizer)
+        and type(recognizer).analyze is PhoneRecognizer.analyze
+        and callable(
+            getattr(phonenumbers.PhoneNumberMatcher, "_parse_and_verify", None)
+        )
+        and callable(getattr(recognizer, "_get_recognizer_result", None))
+    )
+
+
+def _phone_analyze(
+    recognizer: PhoneRecognizer,
+    text: str,
+    entities: list[str],
+    nlp_artifacts: NlpArtifacts | None,
+    gate: _PhoneGate,
+) -> list[RecognizerResult]:
+    """``PhoneRecognizer.analyze`` (which ignores ``entities`` too), on :class:`_PhoneMatcher`s.
+
+    Presidio runs libphonenumber's matcher over the text once per region. Here the
+    candidates are walked once (see :class:`_PhoneMatcher`); a region's matcher runs only
+    when one of those candidates is a valid number there, and a region where none is
+    yields nothing, as its own walk would. The rest is Presidio's code, statement for
+    statement.
+    """
+    leniency = recognizer.leniency
+    call = _PhoneCall(gate, leniency)
+    trace: list[tuple[str, int]] = []
+    for _ in _PhoneMatcher(text, "", leniency, call, trace):
+        pass
+    results: list[RecognizerResult] = []
+    for region in recognizer.supported_regions:
+        matcher = _PhoneMatcher(text, region, leniency, call)
+        if all(matcher._parse_and_verify(c, o) is None for c, o in trace):
+            continue
+        for match in matcher:
+            try:
+                parsed_number = phonenumbers.parse(text[match.start : match.end])
+                # As Presidio does: the loop variable is rebound, and an unparsable later
+                # match is explained with this region.
+                region = phonenumbers.region_code_for_number(parsed_number)
+                results += [
+                    recognizer._get_recognizer_result(
+                        match, text, region, nlp_artifacts
+                    )
+                ]
+            except phonenumbers.NumberParseException:
+                results += [
+                    recognizer._get_recognizer_result(
+                        match, text, region, nlp_artifacts
+                    )
+                ]
+    return EntityRecognizer.remove_duplicates(results)
 
 
 def _url_family(recognizer: EntityRecognizer) -> _Family | None:
@@ -473,6 +727,13 @@ class PiiDetector:
                 )
             )
             self._recognizers.append((rec, ents, fams))
+        # id(recognizer) -> its regions' gate, for Presidio's phone recognizer, analysed by
+        # :func:`_phone_analyze` (same results) instead of its own ``analyze``.
+        self._fast_phone: dict[int, _PhoneGate] = {
+            id(rec): _PhoneGate(tuple(rec.supported_regions))
+            for rec, _, _ in self._recognizers
+            if _fast_phone_ok(rec)
+        }
         self._families: dict[str, _Family] = dict(_FAMILIES)
         for rec, _, _ in self._recognizers:
             if "URL" in rec.supported_entities:
@@ -495,12 +756,16 @@ class PiiDetector:
             for p in self._families[fam].patterns:
                 patterns.append(p)
                 self._pattern_family.append(fam)
+        flags = [_hs.CASELESS | _hs.DOTALL | _hs.UTF8] * len(patterns)
+        # Id of the "non-ASCII decimal digit somewhere" pattern (-1: no family needs it).
+        self._non_ascii_pid = -1
+        if any(f in _NON_ASCII_ONLY for f in used):
+            self._non_ascii_pid = len(patterns)
+            patterns.append(_non_ascii_digit_class())
+            flags.append(_hs.UTF8 | _hs.SINGLEMATCH)
+            self._pattern_family.append("")
         self._db: hyperscan.Database | None = (
-            _hs.compile_block(
-                patterns, [_hs.CASELESS | _hs.DOTALL | _hs.UTF8] * len(patterns)
-            )
-            if patterns
-            else None
+            _hs.compile_block(patterns, flags) if patterns else None
         )
         # Gate pattern id -> index of its recognizer in ``_recognizers``. A recognizer with
         # a pattern Hyperscan cannot take stays ungated.
@@ -568,15 +833,17 @@ class PiiDetector:
         if not ends:
             return {}
         fam_of = self._pattern_family
+        non_ascii = self._non_ascii_pid
         ascii_digits = True
         if len(data) != len(text):  # non-ASCII: map byte offsets to character offsets
             ends = _to_char_offsets(data, ends)
             # "phone4" stands in for digits libphonenumber reads but the 4-digit list cannot
             # express: only needed when the text holds a non-ASCII decimal digit.
-            if any(fam_of[pid] in _NON_ASCII_ONLY for pid, _ in ends):
-                ascii_digits = _NON_ASCII_DIGIT.search(text) is None
+            ascii_digits = all(pid != non_ascii for pid, _ in ends)
         by_family: dict[str, list[int]] = {}
         for pid, end in ends:
+            if pid == non_ascii:
+                continue
             fam = fam_of[pid]
             if fam in _NON_ASCII_ONLY:
                 if ascii_digits:
@@ -637,6 +904,16 @@ class PiiDetector:
             covered = hi - family.forward
         return _merge(raw)
 
+    def _analyze(
+        self, rec: EntityRecognizer, ents: list[str], text: str
+    ) -> list[RecognizerResult]:
+        """``rec.analyze`` on ``text`` (Presidio's phone recognizer through :func:`_phone_analyze`)."""
+        gate = self._fast_phone.get(id(rec))
+        if gate is not None:
+            assert isinstance(rec, PhoneRecognizer)
+            return _phone_analyze(rec, text, ents, self._empty, gate)
+        return rec.analyze(text=text, entities=ents, nlp_artifacts=self._empty) or []
+
     def _analyze_windows(
         self,
         rec: EntityRecognizer,
@@ -652,7 +929,6 @@ class PiiDetector:
         whitespace-free match), so no match can span a junction; should one ever do, the
         windows are analysed one by one instead.
         """
-        empty = self._empty
         if len(windows) > 1:
             pieces = [text[lo:hi] for lo, hi in windows]
             starts: list[int] = []
@@ -660,10 +936,7 @@ class PiiDetector:
             for piece in pieces:
                 starts.append(pos)
                 pos += len(piece) + 1
-            found = (
-                rec.analyze(text="\n".join(pieces), entities=ents, nlp_artifacts=empty)
-                or []
-            )
+            found = self._analyze(rec, ents, "\n".join(pieces))
             shifted: list[RecognizerResult] = []
             for r in found:
                 i = bisect.bisect_right(starts, r.start) - 1
@@ -683,9 +956,7 @@ class PiiDetector:
                 return shifted
         out: list[RecognizerResult] = []
         for lo, hi in windows:
-            for r in (
-                rec.analyze(text=text[lo:hi], entities=ents, nlp_artifacts=empty) or ()
-            ):
+            for r in self._analyze(rec, ents, text[lo:hi]):
                 out.append(
                     RecognizerResult(
                         r.entity_type,

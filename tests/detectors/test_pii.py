@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
 
+import phonenumbers
 import pytest
+from presidio_analyzer.predefined_recognizers import PhoneRecognizer
 
 from detectors.pii import DEFAULT_ENTITIES, PiiDetector, PiiFinding, presidio_engine
 
@@ -159,15 +162,19 @@ def test_results_equal_presidio_on_adversarial_layouts(engine) -> None:
         # a lone surrogate: every gated recognizer runs
         "bad \ud800 byte then 123-45-6789 and 2024-01-02 and 4111-1111-1111-1111",
     ]
+    _assert_equal_to_presidio(detector, engine, texts)
+
+
+def _assert_equal_to_presidio(detector: PiiDetector, engine, texts) -> None:
     for text in texts:
-        ours = {(f.entity_type, f.start, f.end) for f in detector.scan(text)}
+        ours = {(f.entity_type, f.start, f.end, f.score) for f in detector.scan(text)}
         theirs = {
-            (r.entity_type, r.start, r.end)
+            (r.entity_type, r.start, r.end, r.score)
             for r in engine.analyze(
                 text,
                 language="en",
                 entities=list(DEFAULT_ENTITIES),
-                score_threshold=0.0,
+                score_threshold=detector.score_threshold,
             )
         }
         assert ours == theirs, text
@@ -245,3 +252,186 @@ def test_numeric_recognizers_run_only_when_their_own_pattern_fires(
     assert [(f.entity_type, f.start, f.end) for f in found] == [("DATE_TIME", 8, 18)]
     assert calls.get("DateRecognizer") == 1
     assert "UsSsnRecognizer" not in calls
+
+
+# --- Phone fast path: the gate and the shared candidate walk must equal libphonenumber ---
+
+_PROPERTY_REGIONS: tuple[str, ...] = (
+    *PhoneRecognizer.DEFAULT_SUPPORTED_REGIONS,
+    # other metadata shapes: four-digit numbers (AT, NU), transform rules that add digits
+    # (AG, NF, GG), that reorder them (AR), leading zeros kept (IT), odd international
+    # prefixes (JP, AU)
+    "AT",
+    "NU",
+    "AG",
+    "NF",
+    "GG",
+    "AR",
+    "IT",
+    "JP",
+    "AU",
+)
+_NUMBER_TYPES = (
+    phonenumbers.PhoneNumberType.FIXED_LINE,
+    phonenumbers.PhoneNumberType.MOBILE,
+    phonenumbers.PhoneNumberType.TOLL_FREE,
+    phonenumbers.PhoneNumberType.SHARED_COST,
+)
+_SEPARATORS = ("", "", " ", "-", ".", "/", " - ", "\u2013", "\u00a0", "(", ")", "  ")
+_LEADS = ("", "", "", "+", "\uff0b", "(", "00", "011", "0", "1", "+1 ", "+44 ", "(+49) ")
+_TAILS = ("", "", "", " x12", " ext. 7", "#", "#12", ";ext=3", "x", "abc", "%", "$", "5")
+
+
+def _example_digits(rng: random.Random) -> str:
+    region = rng.choice(_PROPERTY_REGIONS)
+    number = phonenumbers.example_number_for_type(region, rng.choice(_NUMBER_TYPES))
+    if number is None:
+        return "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 12)))
+    fmt = rng.choice(
+        (phonenumbers.PhoneNumberFormat.NATIONAL, phonenumbers.PhoneNumberFormat.E164)
+    )
+    digits = "".join(c for c in phonenumbers.format_number(number, fmt) if c.isdigit())
+    cut = rng.randint(0, 3)  # drop a few digits: near-valid lengths
+    return digits[: len(digits) - cut] if cut and rng.random() < 0.5 else digits
+
+
+def _phone_like(rng: random.Random) -> str:
+    """A phone-like string: real or random digits, separators, prefixes, extensions."""
+    if rng.random() < 0.6:
+        digits = _example_digits(rng)
+    else:
+        digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 11)))
+    if rng.random() < 0.1:  # full-width or Arabic-Indic digits
+        base = rng.choice((0xFF10, 0x0660, 0x06F0))
+        digits = "".join(chr(base + int(d)) for d in digits)
+    out = [rng.choice(_LEADS)]
+    for d in digits:
+        if rng.random() < 0.25:
+            out.append(rng.choice(_SEPARATORS))
+        out.append(d)
+    out.append(rng.choice(_TAILS))
+    return "".join(out)
+
+
+def test_phone_gate_only_rules_out_candidates_that_are_never_valid() -> None:
+    """Whatever the gate rules out, libphonenumber parses to no valid number (randomised)."""
+    from detectors.pii import _PhoneGate
+
+    rng = random.Random(20241124)
+    gate = _PhoneGate(_PROPERTY_REGIONS)
+    ruled_out = 0
+    for _ in range(4000):
+        candidate = _phone_like(rng)
+        number = gate.number(candidate)
+        for region in _PROPERTY_REGIONS:
+            if not gate.hopeless(number, region):
+                continue
+            ruled_out += 1
+            try:
+                parsed = phonenumbers.parse(candidate, region, keep_raw_input=True)
+            except phonenumbers.NumberParseException:
+                continue
+            assert not phonenumbers.is_valid_number(parsed), (candidate, region)
+    assert ruled_out > 2000  # the gate is exercised, not vacuous
+
+
+def _phone_text(rng: random.Random) -> str:
+    """Phone-like strings between words, punctuation, digits and line breaks."""
+    glue = (" ", " ", ", ", "\n", " call ", "tel:", "abc", "7", " (", ") ", "/", " - ", "%")
+    parts = []
+    for _ in range(rng.randint(1, 6)):
+        parts.append(rng.choice(glue))
+        parts.append(_phone_like(rng))
+    parts.append(rng.choice(glue))
+    return "".join(parts)
+
+
+@pytest.mark.parametrize(
+    ("regions", "leniency"),
+    [
+        (PhoneRecognizer.DEFAULT_SUPPORTED_REGIONS, 1),
+        (_PROPERTY_REGIONS[8:], 1),
+        (PhoneRecognizer.DEFAULT_SUPPORTED_REGIONS, 0),  # "possible" numbers: no gate
+        (PhoneRecognizer.DEFAULT_SUPPORTED_REGIONS, 2),
+    ],
+)
+def test_phone_fast_path_equals_presidio_phone_recognizer(
+    regions: tuple[str, ...], leniency: int
+) -> None:
+    """``_phone_analyze`` returns what ``PhoneRecognizer.analyze`` does (randomised texts)."""
+    from detectors.pii import _phone_analyze, _PhoneGate
+
+    rec = PhoneRecognizer(supported_regions=regions, leniency=leniency)
+    gate = _PhoneGate(regions)
+    rng = random.Random(7)
+    found = 0
+    for _ in range(600):
+        text = _phone_text(rng)
+        ours = _phone_analyze(rec, text, ["PHONE_NUMBER"], None, gate)
+        theirs = rec.analyze(text, ["PHONE_NUMBER"], None)
+
+        def key(results: list) -> list:
+            return sorted(
+                (
+                    r.start,
+                    r.end,
+                    r.score,
+                    r.analysis_explanation.textual_explanation,
+                    str(r.recognition_metadata),
+                )
+                for r in results
+            )
+
+        assert key(ours) == key(theirs), text
+        found += len(theirs)
+    assert found > 100  # valid numbers were generated, so the match path is covered
+
+
+def test_detector_equals_presidio_on_random_phone_texts(engine) -> None:
+    rng = random.Random(11)
+    texts = [_phone_text(rng) for _ in range(150)]
+    _assert_equal_to_presidio(PiiDetector(score_threshold=0.0), engine, texts)
+
+
+def test_non_ascii_digit_anchor_matches_exactly_pythons_non_ascii_digits() -> None:
+    """The Hyperscan class replacing a regex search holds every non-ASCII ``\\d``, nothing else."""
+    import re
+
+    from detectors import _hs
+    from detectors.pii import _non_ascii_digit_class
+
+    db = _hs.compile_block([_non_ascii_digit_class()], [_hs.UTF8])
+    python = re.compile(r"(?![0-9])\d")
+    chars = [chr(i) for i in range(sys.maxunicode + 1) if not 0xD800 <= i <= 0xDFFF]
+    end_of: dict[int, str] = {}  # byte offset just past each character -> the character
+    pos = 0
+    for c in chars:
+        pos += len(c.encode("utf-8"))
+        end_of[pos] = c
+        pos += 1  # the "\n" between characters
+    data = "\n".join(chars).encode("utf-8")
+    found = {end_of[end] for _, _, end in _hs.scan_matches(db, data)}
+    assert found == {c for c in chars if python.match(c)}
+    assert "\u0660" in found and "\uff10" in found and "7" not in found
+
+
+def test_phone_gate_lets_through_every_character_that_can_add_a_digit() -> None:
+    """Plus signs, letters (vanity numbers) and digit-valued non-decimals are all caught."""
+    import unicodedata
+
+    from detectors.pii import _PHONE_UNBOUNDED
+
+    util = phonenumbers.phonenumberutil
+    keypad = set(util._ALPHA_PHONE_MAPPINGS)
+    for i in range(sys.maxunicode + 1):
+        c = chr(i)
+        if c.isdecimal():
+            continue
+        risky = (
+            c in util._PLUS_CHARS
+            or c.isalpha()
+            or unicodedata.digit(c, -1) != -1
+            or any(u in keypad for u in c.upper())
+        )
+        if risky:
+            assert _PHONE_UNBOUNDED.match(c), hex(i)
