@@ -32,6 +32,7 @@ __all__ = ["NONCE", "LoadResult", "LoadSpec", "chat_body", "main", "percentile",
 
 NONCE = b"@@nonce@@"
 _FIRST_TOKEN_RE = re.compile(rb'"(?:content|text)":\s*"[^"]')
+_SERVER_TIMING = re.compile(r"\bdur=([0-9.]+)")
 _PROSE = (
     "We are planning the spring schedule for a community vegetable garden with twelve raised beds. "
     "The beds get full sun in the morning and partial shade after three in the afternoon. Last year the "
@@ -84,6 +85,7 @@ class LoadSpec:
     duration_s: float = 30.0
     stream: bool = False
     timeout_s: float = 30.0
+    server_timing: bool = False        # also collect the answers' `Server-Timing: app;dur=<ms>`
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +104,8 @@ class LoadResult:
     max_ms: float
     ttft_p50_ms: float | None = None
     ttft_p99_ms: float | None = None
+    server_p50_ms: float | None = None  # the server's own time, from Server-Timing (when asked for)
+    server_p99_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,6 +124,7 @@ async def run_load(spec: LoadSpec) -> LoadResult:
         headers.setdefault("Accept", "text/event-stream")
     latencies: list[float] = []
     ttfts: list[float] = []
+    server_ms: list[float] = []
     statuses: Counter[str] = Counter()
     issued = 0
     loop = asyncio.get_running_loop()
@@ -151,6 +156,9 @@ async def run_load(spec: LoadSpec) -> LoadResult:
                         else:
                             await response.read()
                         status = response.status
+                        if spec.server_timing and (timing := _SERVER_TIMING.search(
+                                response.headers.get("Server-Timing", ""))) is not None:
+                            server_ms.append(float(timing.group(1)))
                 except (TimeoutError, aiohttp.ClientError) as exc:
                     statuses[type(exc).__name__] += 1
                     continue
@@ -164,6 +172,7 @@ async def run_load(spec: LoadSpec) -> LoadResult:
 
     latencies.sort()
     ttfts.sort()
+    server_ms.sort()
     ok = len(latencies)
     return LoadResult(
         requests=ok, errors=sum(statuses.values()) - ok, statuses=dict(statuses),
@@ -172,7 +181,9 @@ async def run_load(spec: LoadSpec) -> LoadResult:
         p99_ms=_ms(percentile(latencies, 99)),
         mean_ms=_ms(sum(latencies) / ok) if ok else math.nan, max_ms=_ms(latencies[-1]) if ok else math.nan,
         ttft_p50_ms=_ms(percentile(ttfts, 50)) if spec.stream else None,
-        ttft_p99_ms=_ms(percentile(ttfts, 99)) if spec.stream else None)
+        ttft_p99_ms=_ms(percentile(ttfts, 99)) if spec.stream else None,
+        server_p50_ms=round(percentile(server_ms, 50), 3) if server_ms else None,
+        server_p99_ms=round(percentile(server_ms, 99), 3) if server_ms else None)
 
 
 def run(spec: LoadSpec) -> LoadResult:

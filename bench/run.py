@@ -334,8 +334,11 @@ class _Bench:
             self.fail(name, str(exc))
             return
         # one connection, no queueing: the latency of a check is then the proxy's own time (plus loopback)
-        idle = run(replace(measured, concurrency=1, requests=_IDLE_CHECK_REQUESTS, duration_s=_IDLE_PROBE_SECONDS))
+        idle = run(replace(measured, concurrency=1, requests=_IDLE_CHECK_REQUESTS, duration_s=_IDLE_PROBE_SECONDS,
+                           server_timing=True))
         result["idle_p50_ms"], result["idle_p99_ms"] = idle.p50_ms, idle.p99_ms
+        # the proxy's own time per check (its Server-Timing header), without the client and the loopback
+        result["idle_proxy_p50_ms"], result["idle_proxy_p99_ms"] = idle.server_p50_ms, idle.server_p99_ms
 
     # -- MCP firewall (issue 5): tools/call straight to a real MCP server, then through Casemate's /mcp --
     def run_mcp(self, mock_url: str) -> None:
@@ -518,7 +521,8 @@ _COLUMNS = (("scenario", None), ("rps", "rps"), ("p50 ms", "p50_ms"), ("p99 ms",
             ("CPU µs/req", "cpu_us_per_req"), ("upstream µs/req", "upstream_cpu_us_per_req"),
             ("TTFT p50 ms", "ttft_p50_ms"), ("TTFT added ms", "ttft_added_ms"),
             ("idle TTFT ms", "ttft_idle_p50_ms"), ("idle TTFT added ms", "ttft_idle_added_ms"),
-            ("idle p99 ms", "idle_p99_ms"), ("MCP added p50 ms", "added_p50_ms"), ("errors", "errors"),
+            ("idle p99 ms", "idle_p99_ms"), ("idle proxy p99 ms", "idle_proxy_p99_ms"),
+            ("MCP added p50 ms", "added_p50_ms"), ("errors", "errors"),
             ("other load %", "other_load_pct"))
 
 

@@ -24,6 +24,7 @@ import os
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
 import fastjsonschema
@@ -85,6 +86,11 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
         return _iso(value)
     return value
+
+
+def _server_timing(ctx: RequestContext) -> str:
+    """`Server-Timing` value: the proxy's own time for the request so far (clients and the bench read it)."""
+    return "app;dur=%.3f" % ((perf_counter() - ctx.started) * 1000.0)
 
 
 def encode_cursor(after_id: str) -> str:
@@ -447,11 +453,13 @@ class CheckHandlers:
         self._count(ctx.route, status)
         headers = ctx.response_headers
         headers["X-Request-ID"] = ctx.request_id
+        headers["Server-Timing"] = _server_timing(ctx)
         return web.Response(status=status, body=orjson.dumps({"data": data, "meta": meta, "errors": None}),
                             content_type="application/json", headers=headers)
 
     def _problem(self, ctx: RequestContext, err: StageError) -> web.Response:
         self._count(ctx.route, err.status)
+        ctx.response_headers["Server-Timing"] = _server_timing(ctx)
         return problem_response(err, instance=ctx.path, request_id=ctx.request_id, openai=False,
                                 headers=ctx.response_headers)
 

@@ -8,10 +8,11 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
@@ -102,3 +103,16 @@ def mcp_upstream() -> Iterator[str]:
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
+
+
+async def serve_post(path: str, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                     ) -> tuple[web.AppRunner, str]:
+    """A throwaway local HTTP server answering POST `path` with `handler`; returns its runner and URL."""
+    app = web.Application()
+    app.router.add_post(path, handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]   # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}{path}"

@@ -82,6 +82,16 @@ def _enveloped(data: Schema, description: str, *, paginated: bool = False, statu
         "properties": {"data": data, "meta": meta, "errors": {"type": "null"}}}}}}}
 
 
+_SERVER_TIMING = {"Server-Timing": {
+    "description": "`app;dur=<ms>`: the proxy's own time for this request, from the parsed request to the "
+                   "ready answer (milliseconds, three decimals)",
+    "schema": {"type": "string", "example": "app;dur=0.142"}}}
+
+
+def _with_timing(responses: dict[str, Any]) -> dict[str, Any]:
+    return {status: {**doc, "headers": _SERVER_TIMING} for status, doc in responses.items()}
+
+
 def _query(declared: dict[str, str]) -> list[dict[str, Any]]:
     return [{"name": n, "in": "query", "required": False, "schema": QUERY_KINDS[k]} for n, k in declared.items()]
 
@@ -99,7 +109,8 @@ def openapi_paths() -> dict[str, dict[str, Any]]:
         "/api/v1/check": {"post": {
             "summary": "Ask before a tool call: allow, block or pending (rate limited per key and tenant)",
             "security": _AUTH, "requestBody": _body(CHECK_BODY),
-            "responses": {**_enveloped(CHECK_ANSWER, "The decision"), **_problems(400, 401, 403, 413, 429)}}},
+            "responses": {**_with_timing(_enveloped(CHECK_ANSWER, "The decision")),
+                          **_problems(400, 401, 403, 413, 429)}}},
         "/api/v1/check/{check_id}/decision": {"get": {
             "summary": "The decision of a check; `wait` long-polls a pending one for up to that many seconds",
             "security": _AUTH, "parameters": [_CHECK_ID, {

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from bench.loadgen import NONCE, LoadSpec, chat_body, percentile, run_load
 from bench.mock_upstream import MOCK_KEY, base_url, start
+from tests.conftest import serve_post
 
 AUTH = {"Authorization": "Bearer sk-load"}
 
@@ -105,3 +106,20 @@ async def test_time_bound_stops_issuing_new_requests(mock: web.AppRunner) -> Non
                                      requests=10_000, duration_s=0.3))
     assert 0 < result.requests < 40
     assert result.errors == 0
+
+
+async def test_server_timing_percentiles_come_from_the_answers_header() -> None:
+    durations = iter(["app;dur=0.100", "app;dur=0.300", "app;dur=0.200", "app;dur=0.400"])
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.json_response({}, headers={"Server-Timing": next(durations)})
+
+    runner, url = await serve_post("/x", handler)
+    try:
+        result = await run_load(LoadSpec(url=url, body=b"{}", concurrency=1,
+                                         requests=4, server_timing=True))
+        plain = await run_load(LoadSpec(url=url, body=b"{}", concurrency=1, requests=0))
+    finally:
+        await runner.cleanup()
+    assert (result.server_p50_ms, result.server_p99_ms) == (0.2, 0.4)
+    assert plain.server_p50_ms is None

@@ -22,6 +22,7 @@ from detectors.injection import (
 from detectors.normalize import normalize
 from detectors.rules.injection_rules import CATEGORIES, RULES
 from pipeline.remote_classifier import RemoteClassifier, parse_score
+from tests.conftest import serve_post
 
 
 @pytest.fixture(scope="module")
@@ -352,14 +353,7 @@ def test_uncertain_band_selects_scores_between_its_bounds():
 
 
 async def _serve(handler) -> tuple[web.AppRunner, str]:
-    app = web.Application()
-    app.router.add_post("/classify", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    return runner, f"http://127.0.0.1:{port}/classify"
+    return await serve_post("/classify", handler)
 
 
 async def test_remote_classifier_reads_a_score_object():
