@@ -147,6 +147,10 @@ async def run_worker(settings: Settings, index: int, *, mock_port: int | None = 
     log.info("worker %d stopped", index)
 
 
+#: Young, middle and old generation thresholds of the collector while serving.
+GC_THRESHOLDS = (50_000, 20, 50)
+
+
 def freeze_heap() -> None:
     """Move everything built at start-up (detector databases, Presidio's recognizers, the app) out of
     the garbage collector's reach.
@@ -157,6 +161,11 @@ def freeze_heap() -> None:
     """
     gc.collect()
     gc.freeze()
+    # A request allocates a few hundred container objects, most freed by reference counting at once;
+    # the default young-generation threshold (700) runs a collection every few requests and promotes
+    # whatever 16 in-flight requests hold at that moment. Measured on the core chain: ~400 -> ~390 µs
+    # of CPU per request (garbage collection off entirely: ~383).
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _admin_app(rt: Any) -> Any:
