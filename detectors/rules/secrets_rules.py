@@ -1157,6 +1157,16 @@ RULES: tuple[SecretRule, ...] = (
         r"""\s--(?:password|passwd|pass)=["']?(?P<secret>[^\s"']{3,100})""",
         0.8,
     ),
+    # The MySQL / MariaDB clients take the password glued to "-p" ("mysql -uroot -pS3cret db"):
+    # a space after "-p" makes it a prompt and the next word a database name.
+    _slot(
+        "mysql-client-password",
+        "command_line_password",
+        r"""\b(?:mysql|mysqldump|mysqladmin|mysqlimport|mysqlshow|mysqlcheck|mariadb|mariadb-dump)\b"""
+        r"""[^\n|;&]{0,200}?\s-p["']?(?P<secret>[^\s"'$%{<-][^\s"']{3,100})""",
+        0.8,
+        caseless=False,
+    ),
     _slot(
         "sql-identified-by",
         "generic_password",

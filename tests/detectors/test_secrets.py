@@ -573,3 +573,23 @@ def test_p_flag_after_a_user_flag_or_for_sshpass_is_a_password(
     detector: SecretsDetector, text: str, secret: str
 ) -> None:
     assert _spans(detector, text) == [secret]
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("mysql -uroot -pS3cretPw1 shop", "S3cretPw1"),
+        ('mysqldump -u backup -p"x9!Lq2v" --all-databases > all.sql', "x9!Lq2v"),
+    ],
+)
+def test_password_glued_to_a_mysql_clients_p_flag_is_found(
+    detector: SecretsDetector, text: str, secret: str
+) -> None:
+    assert _spans(detector, text) == [secret]
+
+
+@pytest.mark.parametrize(
+    "text", ["mysql -u root -p", "mysql -u app -p$DB_PASS", "mysql -uroot -ppassword", "echo mysql; mkdir -p build"]
+)
+def test_mysql_password_prompt_reference_or_template_is_not_a_finding(detector: SecretsDetector, text: str) -> None:
+    assert detector.scan(text) == []
