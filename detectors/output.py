@@ -8,7 +8,9 @@ chunks is still seen. Candidate spans are validated on a bounded tail of the out
 (Presidio recognizers via :class:`~detectors.pii.PiiDetector`, the secrets post-checks
 via :class:`~detectors.secrets.SecretsDetector`) once the text has moved
 ``settle_chars`` past them (or at :meth:`OutputSession.close`), so a card number is
-Luhn-checked on its full digits, never on a prefix.
+Luhn-checked on its full digits, never on a prefix. Secrets findings of kind "identifier"
+(ARNs, bucket endpoints: infrastructure names, not credentials) are reported with kind
+``"identifier"``, apart from ``"secret"``.
 
 System-prompt leakage: the request's system prompt is reduced to hashes of its word
 8-gram shingles when the session opens (no per-request compile). Output words are
@@ -76,7 +78,7 @@ _SHINGLE = 8
 class OutputFinding:
     """A finding in the response; ``start``/``end`` are character offsets in the whole output so far."""
 
-    kind: str  # "pii" | "secret" | "system_prompt_leak" | "canary"
+    kind: str  # "pii" | "secret" | "identifier" | "system_prompt_leak" | "canary"
     type: str
     start: int
     end: int
@@ -336,7 +338,11 @@ class OutputSession:
                         and (final or wlo + s.end < whi)
                     ):
                         self._report(
-                            found, "secret", s.secret_type, wlo + s.start, wlo + s.end
+                            found,
+                            "identifier" if s.kind == "identifier" else "secret",
+                            s.secret_type,
+                            wlo + s.start,
+                            wlo + s.end,
                         )
 
     def _report(

@@ -1,4 +1,18 @@
-"""Secrets detector: provider key formats and generic credential assignments.
+"""Secrets detector: provider key formats, generic credential assignments, infrastructure identifiers.
+
+Each finding has a ``kind``. ``"credential"`` grants access (provider keys, tokens, private
+keys, passwords). ``"identifier"`` only names internal cloud infrastructure: AWS ARNs (any
+partition, service, region; an account ID or an account-less resource such as an S3 bucket),
+AWS account IDs where the text names them as such, S3 buckets (virtual-hosted and path-style
+endpoints, ``s3://`` URIs), GCS buckets (``storage.googleapis.com/<bucket>``,
+``<bucket>.storage.googleapis.com``, ``gs://``), Azure storage account endpoints
+(``*.blob|queue|table|file|dfs|web.core.windows.net``), Shopify store domains, ECR registries,
+SQS queue URLs and RDS endpoints. Identifiers are not secrets, so callers act on them under
+their own policy (flag-only by default); their templates are not reported: documentation and
+filler account IDs ("123456789012", "111122223333"), names that are the slot's own name
+("bucket", "my-bucket", "bucket_name", "your-store"), placeholders, AWS-managed ARNs and
+account-less ARNs that name no resource (``arn:aws:s3:::*``). An identifier never hides a
+credential: where the two overlap, the credential is kept.
 
 All rules (:mod:`detectors.rules.secrets_rules`) live in one Hyperscan block-mode
 database compiled in prefilter mode: one pass over the text says which rules can
@@ -17,6 +31,7 @@ the slot's own name, the user name again, a reference, a stand-in or placeholder
 from __future__ import annotations
 
 import base64
+import bisect
 import binascii
 import math
 import re
@@ -123,13 +138,19 @@ _LOOKBACK = 24
 
 @dataclass(frozen=True, slots=True)
 class SecretFinding:
-    """One credential: ``text[start:end]`` is the secret value itself."""
+    """One credential or infrastructure identifier: ``text[start:end]`` is the value itself.
+
+    ``kind`` is "credential" (grants access: keys, tokens, passwords) or "identifier" (names
+    internal infrastructure: an ARN, a bucket endpoint, a store domain), which callers act on
+    separately.
+    """
 
     secret_type: str
     rule_id: str
     start: int
     end: int
     confidence: float
+    kind: str = "credential"
 
     @property
     def entity_type(self) -> str:
@@ -306,6 +327,76 @@ def _slot_template(value: str) -> bool:
     )
 
 
+# An identifier's name that only says what the slot is, perhaps owned or numbered: "bucket",
+# "my-bucket", "your_bucket_name", "bucket1", "test-store", "storageaccount", "foo".
+_ID_SLOT_NAME = re.compile(
+    r"(?:your|my|the|some|test|demo|foo|bar|baz|acme|new)*"
+    r"(?:bucket|store|shop|account|storageaccount|container|project|resource|site|domain)?"
+    r"(?:name|id)?s?\d{0,2}"
+)
+# Names that are public, not anyone's infrastructure: the Azure storage emulator's account,
+# the JSON API's path words of storage.googleapis.com.
+_PUBLIC_ID_NAMES = frozenset({"devstoreaccount1", "download", "upload", "storage"})
+# Documentation names of buckets ("amzn-s3-demo-bucket", "DOC-EXAMPLE-BUCKET").
+_ID_PLACEHOLDER_WORDS = ("demo",)
+# Before an identifier, a template's expansion or a cut name: "${ENV}-store.myshopify.com".
+_TEMPLATE_EDGE = ("$", "%", "{", "}", "<", "-")
+# ARN resources that are a service integration, not a resource of anyone's account.
+_ACCOUNTLESS_PUBLIC_SERVICES = frozenset({"states"})
+
+
+def _filler_account(account: str) -> bool:
+    """A documentation or filler AWS account ID: "123456789012", "111122223333", "0000-0000-0000"."""
+    digits = account.replace("-", "")
+    return len(set(digits)) <= 3 or looks_sequential(digits)
+
+
+def _template_name(name: str) -> bool:
+    low = name.lower()
+    return (
+        low in _PUBLIC_ID_NAMES
+        or _ID_SLOT_NAME.fullmatch(_NON_ALNUM.sub("", low)) is not None
+        or looks_like_placeholder(name)
+        or any(w in low for w in _ID_PLACEHOLDER_WORDS)
+    )
+
+
+def _identifier_template(match: re.Match[str], value: str, prefix: str) -> bool:
+    """An infrastructure identifier that names nothing real: a template or documentation value.
+
+    Rejected are placeholder filler anywhere in the value ("<bucket>", "EXAMPLE", "xxxx"), a
+    value glued to a template expansion ("${ENV}-store..."), a filler account ID, a bucket /
+    store / account name that is the slot's own name ("bucket", "my-bucket", "bucket_name",
+    "your-store"), AWS-managed ARNs (account "aws") and account-less ARNs that name no resource
+    ("arn:aws:s3:::*", "arn:aws:ec2:*:*:instance/*", Step Functions' "arn:aws:states:::sqs:...").
+    """
+    if looks_like_placeholder(value) or prefix.endswith(_TEMPLATE_EDGE):
+        return True
+    groups = match.groupdict()
+    account = groups.get("account")
+    if account == "aws":
+        return True
+    has_account = bool(account) and account != "*"
+    if has_account and _filler_account(account):
+        return True
+    name = groups.get("name")
+    if name is not None and _template_name(name):
+        return True
+    service = groups.get("service")
+    if service is None:
+        return False
+    resource = groups.get("resource") or ""
+    if service == "s3":
+        return _template_name(resource.split("/", 1)[0])
+    if has_account:
+        return False
+    if service in _ACCOUNTLESS_PUBLIC_SERVICES:
+        return True
+    # "instance/*", "key:*": a resource type and a wildcard name nothing
+    rest = re.split(r"[:/]", resource, maxsplit=1)[-1]
+    return not any(c.isalnum() for c in rest)
+
+
 def _accept(rule: SecretRule, value: str, prefix: str, after: str) -> bool:
     """Post-checks of one candidate: ``prefix`` is the text before the value, ``after`` what follows it."""
     if looks_like_placeholder(value) or _CUT_OFF.match(after):
@@ -351,6 +442,22 @@ def _accept(rule: SecretRule, value: str, prefix: str, after: str) -> bool:
     if _classes(value) < 2:
         return False
     return shannon_entropy(value) >= rule.min_entropy
+
+
+def _resolve_by_kind(candidates: list[SecretFinding]) -> list[SecretFinding]:
+    """Non-overlapping findings: overlaps are settled within each kind, then an identifier that
+    overlaps a credential gives way (an identifier never hides a credential)."""
+    credentials = [f for f in candidates if f.kind == "credential"]
+    if len(credentials) == len(candidates):
+        return resolve_overlaps(candidates)
+    kept = resolve_overlaps(credentials)
+    starts = [c.start for c in kept]  # sorted, and the spans do not overlap
+    out = list(kept)
+    for f in resolve_overlaps([f for f in candidates if f.kind != "credential"]):
+        i = bisect.bisect_left(starts, f.end)  # kept[i - 1] is the last credential starting before f ends
+        if i == 0 or kept[i - 1].end <= f.start:
+            out.append(f)
+    return sorted(out, key=lambda f: f.start)
 
 
 def _hyperscan_form(pattern: str) -> str:
@@ -429,14 +536,23 @@ class SecretsDetector:
                         continue  # "postgres:postgres@": a default account, not a leaked secret
                     prefix = text[max(0, m.start() - _LOOKBACK) : start]
                     prefix = prefix[prefix.rfind("\n") + 1 :]  # the name is on the value's line
-                    if _accept(rule, text[start:end], prefix, text[end : end + 3]):
-                        candidates.append(
-                            SecretFinding(
-                                rule.secret_type,
-                                rule.rule_id,
-                                start,
-                                end,
-                                rule.confidence,
-                            )
+                    if rule.check == "identifier":
+                        if _identifier_template(m, text[start:end], prefix) or _CUT_OFF.match(
+                            text, end
+                        ):
+                            continue
+                    elif not _accept(rule, text[start:end], prefix, text[end : end + 3]):
+                        continue
+                    candidates.append(
+                        SecretFinding(
+                            rule.secret_type,
+                            rule.rule_id,
+                            start,
+                            end,
+                            rule.confidence,
+                            rule.kind,
                         )
-        return resolve_overlaps(candidates) if len(candidates) > 1 else candidates
+                    )
+        if len(candidates) < 2:
+            return candidates
+        return _resolve_by_kind(candidates)

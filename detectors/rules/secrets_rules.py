@@ -28,6 +28,19 @@ reported span (the whole match when absent). ``check`` selects the post-check:
   Shannon entropy of at least ``min_entropy`` bits per character, no ascending
   keyboard run ("123456", "abcdef"), no ".." (a cut-off display).
 
+* ``"identifier"`` -- an *infrastructure identifier* (rules of kind ``"identifier"``, see
+  below): the named groups ``name`` (a bucket, store or storage account name), ``account``
+  (a 12-digit AWS account ID) and, for ARNs, ``service`` and ``resource`` are checked
+  instead of the whole value: see :func:`detectors.secrets._identifier_template`.
+
+Every rule has a ``kind``. ``"credential"`` (all rules but the last group) is something
+that grants access: a key, a token, a password. ``"identifier"`` names internal cloud
+infrastructure without granting access: AWS ARNs, a named AWS account ID, S3 / GCS bucket
+endpoints and URIs, Azure storage account endpoints, Shopify store domains, ECR registries,
+SQS queue URLs and RDS endpoints. Leaving for an external model they are a data-loss
+concern, not a leaked credential, so the pipeline acts on them under their own policy
+field (flag-only by default) and the evaluation reports recall with and without them.
+
 Every check also rejects a value directly followed by an ellipsis or a mask run
 ("sk-abc...", "xoxp-1-2-3-####": shown cut off, not leaked), and a rule with a
 ``user`` group (the user name of the same credential: URI userinfo, ``curl -u``, netrc,
@@ -38,7 +51,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["RULES", "SecretRule"]
+__all__ = ["IDENTIFIER_RULES", "RULES", "SecretRule"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +69,8 @@ class SecretRule:
     named: bool = False
     #: Password checks: how many of lower case, upper case, digits, symbols the value needs.
     min_classes: int = 1
+    #: "credential" (grants access) or "identifier" (names infrastructure; flag-only by default).
+    kind: str = "credential"
 
 
 _Q = r"""["'`]?"""  # optional quote
@@ -113,6 +128,111 @@ def _generic_key(rule_id: str, pattern: str, min_entropy: float = 3.2) -> Secret
         named=True,
     )
 
+
+def _identifier(rule_id: str, secret_type: str, pattern: str, caseless: bool = True) -> SecretRule:
+    """An infrastructure identifier: reported as kind "identifier", its name checked for templates."""
+    return SecretRule(rule_id, secret_type, pattern, 0.4, "identifier", caseless=caseless,
+                      reach=400, kind="identifier")
+
+
+# Left edge of a host name or URI: the start, a space, a quote, a URL's "/" or "@", a separator.
+_HOST_EDGE = r"""(?:^|[\s/"'`=(@,;<\[])"""
+# A bucket name as the providers define it: 3-63 characters, letters, digits, dots, hyphens,
+# underscores (GCS; legacy S3), starting and ending with a letter or digit.
+_BUCKET = r"[a-z0-9][a-z0-9._\-]{1,61}[a-z0-9]"
+# A DNS-safe bucket name (virtual-hosted endpoints): no underscores.
+_DNS_BUCKET = r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]"
+_AWS_DOMAIN = r"\.amazonaws\.com(?:\.cn)?"
+
+#: Infrastructure identifiers (kind "identifier"). Not credentials: what they name is internal.
+IDENTIFIER_RULES: tuple[SecretRule, ...] = (
+    # arn:partition:service:region:account-id:resource (region and account may be empty or "*";
+    # "aws" as the account is an AWS-managed resource, which the post-check drops as public).
+    _identifier(
+        "aws-arn",
+        "aws_arn",
+        r"""\b(?P<secret>arn:aws(?:-[a-z]+){0,3}:(?P<service>[a-z0-9][a-z0-9\-]{0,40}):[a-z0-9\-*]{0,30}:"""
+        r"""(?P<account>\d{12}|aws|\*)?:(?P<resource>[^\s"'`<>,;(){}\[\]\\|]{0,255}[^\s"'`<>,;(){}\[\]\\|.:]))""",
+        caseless=False,
+    ),
+    # A 12-digit AWS account ID where the text names it as one ("AWS_ACCOUNT_ID=", "aws account: ").
+    _identifier(
+        "aws-account-id",
+        "aws_account_id",
+        r"""aws[_\-. ]?account(?:[_\-. ]?(?:id|number|no))?["'`]?\s*(?:=>|[:=]|\bis\b)?\s*["'`]?"""
+        r"""(?P<secret>(?P<account>\d{12}|\d{4}-\d{4}-\d{4}))\b""",
+    ),
+    # Virtual-hosted S3: bucket.s3.amazonaws.com, bucket.s3.us-east-2.amazonaws.com,
+    # bucket.s3-us-east-2.amazonaws.com, bucket.s3-website..., bucket.s3-accelerate...
+    _identifier(
+        "aws-s3-bucket-host",
+        "aws_s3_bucket",
+        _HOST_EDGE + r"(?P<secret>(?P<name>" + _DNS_BUCKET + r")\.s3(?:[.\-][a-z0-9\-]{1,40}){0,3}" + _AWS_DOMAIN + ")",
+    ),
+    # Path-style S3: s3.amazonaws.com/bucket, s3.eu-west-1.amazonaws.com/bucket.
+    _identifier(
+        "aws-s3-bucket-path",
+        "aws_s3_bucket",
+        _HOST_EDGE + r"(?P<secret>s3(?:[.\-][a-z0-9\-]{1,40}){0,3}" + _AWS_DOMAIN + "/(?P<name>" + _BUCKET + r"))\b",
+    ),
+    # s3://bucket (also Hadoop's s3a:// and s3n://).
+    _identifier(
+        "aws-s3-uri",
+        "aws_s3_bucket",
+        r"\b(?P<secret>s3[an]?://(?P<name>" + _BUCKET + r"))\b",
+    ),
+    # GCS: storage.googleapis.com/bucket (and the JSON API's .../storage/v1/b/bucket),
+    # storage.cloud.google.com/bucket, bucket.storage.googleapis.com, gs://bucket.
+    _identifier(
+        "gcs-bucket-path",
+        "gcs_bucket",
+        _HOST_EDGE + r"(?P<secret>(?:storage\.googleapis\.com|storage\.cloud\.google\.com|www\.googleapis\.com/storage/v1/b)"
+        r"/(?:(?:download/|upload/)?storage/v1/b/)?(?P<name>" + _BUCKET + r"))\b",
+    ),
+    _identifier(
+        "gcs-bucket-host",
+        "gcs_bucket",
+        _HOST_EDGE + r"(?P<secret>(?P<name>" + _BUCKET + r")\.storage\.googleapis\.com)",
+    ),
+    _identifier(
+        "gcs-uri",
+        "gcs_bucket",
+        r"\b(?P<secret>gs://(?P<name>" + _BUCKET + r"))\b",
+    ),
+    # Azure storage account endpoints: account.blob.core.windows.net (queue, table, file, dfs,
+    # web; also the China and US Government clouds). Account names: 3-24 lower-case letters/digits.
+    _identifier(
+        "azure-storage-account",
+        "azure_storage_account",
+        _HOST_EDGE + r"(?P<secret>(?P<name>[a-z0-9]{3,24})\.(?:blob|queue|table|file|dfs|web)\.core\."
+        r"(?:windows\.net|chinacloudapi\.cn|usgovcloudapi\.net))",
+    ),
+    # Shopify store domains: store.myshopify.com (sub-labels kept: "shop.brand.myshopify.com").
+    _identifier(
+        "shopify-domain",
+        "shopify_domain",
+        r"\b(?P<secret>(?:[a-z0-9][a-z0-9\-]{0,60}\.){0,3}(?P<name>[a-z0-9][a-z0-9\-]{1,60})\.myshopify\.com)\b",
+    ),
+    # Endpoints that carry the AWS account ID: ECR registries and SQS queue URLs.
+    _identifier(
+        "aws-ecr-registry",
+        "aws_ecr_registry",
+        r"\b(?P<secret>(?P<account>\d{12})\.dkr\.ecr(?:-fips)?\.[a-z0-9\-]{4,30}" + _AWS_DOMAIN + ")",
+    ),
+    _identifier(
+        "aws-sqs-queue-url",
+        "aws_sqs_queue",
+        r"\b(?P<secret>(?:sqs\.[a-z0-9\-]{4,30}|[a-z0-9\-]{4,30}\.queue)" + _AWS_DOMAIN
+        + r"/(?P<account>\d{12})/[A-Za-z0-9_\-]{1,80}(?:\.fifo)?)",
+    ),
+    # RDS / Aurora endpoints: instance.<12-character cluster id>.region.rds.amazonaws.com.
+    _identifier(
+        "aws-rds-endpoint",
+        "aws_rds_endpoint",
+        _HOST_EDGE + r"(?P<secret>(?P<name>[a-z][a-z0-9\-]{0,62})\.(?:cluster-(?:ro-)?)?[a-z0-9]{12}\.[a-z0-9\-]{4,30}\.rds"
+        + _AWS_DOMAIN + ")",
+    ),
+)
 
 RULES: tuple[SecretRule, ...] = (
     # --- LLM providers -------------------------------------------------------------------
@@ -268,19 +388,6 @@ RULES: tuple[SecretRule, ...] = (
         "digitalocean_token",
         r"\b(?P<secret>do[opr]_v1_[a-f0-9]{64})\b",
         0.95,
-    ),
-    SecretRule(
-        "aws-account-id",
-        "aws_account_id",
-        r"""aws_?account_?id["']?\s*(?:=>|[:=])\s*["']?(?P<secret>\d{12}|\d{4}-\d{4}-\d{4})\b""",
-        0.5,
-        caseless=True,
-    ),
-    SecretRule(
-        "aws-arn",
-        "aws_arn",
-        r"""\b(?P<secret>arn:aws[a-z\-]*:[a-z0-9\-]+:[a-z0-9\-]*:\d{12}:[^\s"'<>,]{1,200})""",
-        0.4,
     ),
     SecretRule(
         "heroku-api-key",
@@ -1310,4 +1417,4 @@ RULES: tuple[SecretRule, ...] = (
         min_entropy=4.0,
         named=True,
     ),
-)
+) + IDENTIFIER_RULES
