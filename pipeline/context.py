@@ -45,6 +45,7 @@ class SecurityReport:
     pii_detected: list[str] = field(default_factory=list)       # entity types found in the prompt
     pii_count: int = 0
     secrets_detected: list[str] = field(default_factory=list)   # secret types, never values
+    identifiers_detected: list[str] = field(default_factory=list)  # infrastructure identifier types (ARNs, buckets)
     output_findings: list[str] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)         # policy violations (reason codes)
     flags: list[str] = field(default_factory=list)              # flagged / shadowed findings
@@ -57,6 +58,7 @@ class SecurityReport:
             "pii_detected": self.pii_detected,
             "pii_count": self.pii_count,
             "secrets_detected": self.secrets_detected,
+            "identifiers_detected": self.identifiers_detected,
             "output_findings": self.output_findings,
             "policy_violations": self.violations,
             "flags": self.flags,

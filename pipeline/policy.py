@@ -73,7 +73,16 @@ POLICY_SCHEMA: dict[str, Any] = {
         },
         "secrets": {
             "type": "object", "additionalProperties": False,
-            "properties": {"enabled": {"type": "boolean"}, "action": {"enum": ACTIONS_DETECT}},
+            "properties": {
+                "enabled": {"type": "boolean"},
+                "action": {"enum": ACTIONS_DETECT, "description": "What to do with credentials (keys, tokens, passwords)."},
+                "identifiers_action": {
+                    "enum": [*ACTIONS_DETECT, "off"],
+                    "description": "What to do with infrastructure identifiers that are not credentials (AWS ARNs and "
+                                   "account IDs, S3 / GCS bucket endpoints, Azure storage accounts, Shopify store "
+                                   "domains): flag (default: audit and metrics, the request unchanged), shadow, "
+                                   "redact, block, or off. In responses a block here still needs output.action block."},
+            },
         },
         "output": {
             "type": "object", "additionalProperties": False,
@@ -106,7 +115,7 @@ PLATFORM_DEFAULTS: dict[str, Any] = {
                   "thresholds": {"system": 0.9, "user": 0.5, "assistant": 0.8, "tool": 0.5}},
     "pii": {"enabled": True, "action": "redact", "default_operator": "tokenize", "entities": {},
             "score_threshold": 0.4},
-    "secrets": {"enabled": True, "action": "block"},
+    "secrets": {"enabled": True, "action": "block", "identifiers_action": "flag"},
     "output": {"enabled": True, "action": "block", "pii": False, "secrets": True,
                "system_prompt_leak": True, "canary": True, "stream_holdback_chars": 64},
     "tool_rules": {},
@@ -161,6 +170,7 @@ class EffectivePolicy:
     pii_score_threshold: float
     secrets_enabled: bool
     secrets_action: str
+    secrets_identifiers_action: str          # infrastructure identifiers: flag | shadow | redact | block | off
     output_enabled: bool
     output_action: str
     output_pii: bool
@@ -217,6 +227,7 @@ def compile_policy(*layers: Mapping[str, Any] | None, name: str = "platform-defa
         pii_score_threshold=pii.get("score_threshold", 0.5),
         secrets_enabled=sec["enabled"],
         secrets_action=sec["action"],
+        secrets_identifiers_action=sec.get("identifiers_action", "flag"),
         output_enabled=out["enabled"],
         output_action=out["action"],
         output_pii=out["pii"],

@@ -76,6 +76,8 @@ class ProxyHandlers:
             h["X-Casemate-PII"] = ",".join(sorted(set(sec.pii_detected)))
         if sec.secrets_detected:
             h["X-Casemate-Secrets"] = ",".join(sorted(set(sec.secrets_detected)))
+        if sec.identifiers_detected:
+            h["X-Casemate-Identifiers"] = ",".join(sorted(set(sec.identifiers_detected)))
         if sec.flags:
             h["X-Casemate-Flags"] = ",".join(sec.flags)
         if ctx.policy is not None:

@@ -1,5 +1,9 @@
 """Stage 12: scan responses for secrets, PII, system-prompt leakage and the canary token.
 
+Infrastructure identifiers among the secrets findings (ARNs, bucket endpoints: kind "identifier")
+act at the milder of `output.action` and `secrets.identifiers_action`, so by default an answer that
+mentions an ARN is flagged, not withheld.
+
 Non-streamed responses are scanned whole and withheld on a block (422 GW-006). Streams are
 scanned incrementally (Hyperscan stream mode, matches found across chunk boundaries without
 buffering the response); on a block the stream stops at the chunk where the match completes
@@ -18,10 +22,24 @@ log = logging.getLogger("casemate.detect")
 Count = Callable[[str, str, str], None]
 
 
+# Output actions by severity; identifiers act at the milder of output.action and their own action.
+_SEVERITY = {"shadow": 0, "flag": 1, "block": 2}
+
+
+def _identifier_action(output_action: str, identifiers_action: str) -> str:
+    """Infrastructure identifiers in a response (ARNs, bucket endpoints): never more than
+    `secrets.identifiers_action` (flag by default), never more than `output.action`; a response is
+    not rewritten, so "redact" only flags."""
+    own = "flag" if identifiers_action == "redact" else identifiers_action
+    return min(own, output_action, key=lambda a: _SEVERITY.get(a, 1))
+
+
 def _wanted(pol: Any) -> frozenset[str]:
     kinds = set()
     if pol.output_secrets:
         kinds.add("secret")
+        if pol.secrets_identifiers_action != "off":
+            kinds.add("identifier")
     if pol.output_pii:
         kinds.add("pii")
     if pol.output_system_prompt_leak:
@@ -54,18 +72,24 @@ class OutputScanStage:
             return
         pol = ctx.policy
         action = pol.output_action if pol is not None else "block"
+        id_action = _identifier_action(action, pol.secrets_identifiers_action) if pol is not None else action
         sec = ctx.security
-        labels = sorted({f"{f.kind}:{f.type}" if f.type and f.type != f.kind else f.kind for f in hits})
+        acted: dict[str, set[str]] = {}                      # action -> finding labels
         for f in hits:
-            self._count("output", f.kind, action)
+            act = id_action if f.kind == "identifier" else action
+            self._count("output", f.kind, act)
+            acted.setdefault(act, set()).add(f"{f.kind}:{f.type}" if f.type and f.type != f.kind else f.kind)
+        labels = sorted(set().union(*acted.values()))
         sec.output_findings.extend(x for x in labels if x not in sec.output_findings)
-        if action == "block":
+        if "block" in acted:
+            blocked = sorted(acted["block"])
             sec.violations.append("output_blocked")
-            raise PolicyViolation(f"The response was withheld: it contained {', '.join(labels)}.",
-                                  error_code="GW-006", reason="output_blocked", extra={"findings": labels})
-        tag = "output" if action == "flag" else "shadow:output"
-        if tag not in sec.flags:
-            sec.flags.append(tag)
+            raise PolicyViolation(f"The response was withheld: it contained {', '.join(blocked)}.",
+                                  error_code="GW-006", reason="output_blocked", extra={"findings": blocked})
+        for act in acted:
+            tag = "output" if act == "flag" else "shadow:output"
+            if tag not in sec.flags:
+                sec.flags.append(tag)
 
     def __call__(self, ctx: RequestContext) -> None:
         if ctx.cache_hit or ctx.policy is None:
