@@ -8,8 +8,11 @@ texts and on clean prompts).
 
 ``evaluate_secrets(eval_dir, benign_texts, progress)`` scores
 :class:`detectors.secrets.SecretsDetector` on the ``secrets_*`` files: recall on
-``secret`` records, false positives on ``negative`` near-misses and on ordinary
-benign prompts, per file and per dataset type, and the scan cost.
+``secret`` records (any finding, as the data sets define it, and
+``recall_credentials_only``: findings of kind "credential", without the infrastructure
+identifiers such as ARNs and bucket endpoints that the pipeline only flags), false
+positives (any finding) on ``negative`` near-misses and on ordinary benign prompts, per
+file and per dataset type, and the scan cost.
 
 Both are deterministic (no sampling: the whole PII set runs in well under a minute
 here) and print tqdm progress bars when ``progress`` is true.
@@ -223,20 +226,23 @@ def evaluate_secrets(
         else (lambda it, desc: it)
     )
     by_file: dict[str, dict[str, Any]] = {}
-    by_type_hits: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    n_secret = n_secret_hit = n_negative = n_negative_hit = 0
+    by_type_hits: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    n_secret = n_secret_hit = n_credential_hit = n_negative = n_negative_hit = 0
     span_support = span_hit = 0
     for path in sorted(eval_dir.glob(_SECRETS_GLOB)):
         rows = _read_jsonl(path)
-        f_secret = f_hit = f_neg = f_neg_hit = 0
+        f_secret = f_hit = f_cred_hit = f_neg = f_neg_hit = 0
         for r in bar(rows, f"secrets: {path.stem}"):
             found = detector.scan(r["text"])
             if r["label"] == "secret":
+                credential = any(f.kind == "credential" for f in found)
                 f_secret += 1
                 f_hit += bool(found)
+                f_cred_hit += credential
                 stats = by_type_hits[str(r.get("secret_type") or path.stem)]
                 stats[0] += 1
                 stats[1] += bool(found)
+                stats[2] += credential
                 for s in r.get("spans") or ():
                     span_support += 1
                     span_hit += any(
@@ -248,12 +254,14 @@ def evaluate_secrets(
                 f_neg_hit += bool(found)
         by_file[path.stem] = {
             "recall": f_hit / f_secret if f_secret else float("nan"),
+            "recall_credentials_only": f_cred_hit / f_secret if f_secret else float("nan"),
             "fpr_negative": f_neg_hit / f_neg if f_neg else float("nan"),
             "secrets": f_secret,
             "negatives": f_neg,
         }
         n_secret += f_secret
         n_secret_hit += f_hit
+        n_credential_hit += f_cred_hit
         n_negative += f_neg
         n_negative_hit += f_neg_hit
     benign_flags, benign_t = _timed(
@@ -266,6 +274,7 @@ def evaluate_secrets(
     us_per_kb = benign_t * 1e6 / _kb(benign_texts) if benign_texts else float("nan")
     return {
         "recall": n_secret_hit / n_secret if n_secret else float("nan"),
+        "recall_credentials_only": n_credential_hit / n_secret if n_secret else float("nan"),
         "span_recall": span_hit / span_support if span_support else float("nan"),
         "fpr_negative": n_negative_hit / n_negative if n_negative else float("nan"),
         "fpr_benign": sum(benign_flags) / len(benign_flags)
@@ -273,8 +282,8 @@ def evaluate_secrets(
         else float("nan"),
         "by_file": by_file,
         "by_type": {
-            t: {"support": s, "recall": h / s}
-            for t, (s, h) in sorted(by_type_hits.items())
+            t: {"support": s, "recall": h / s, "recall_credentials_only": c / s}
+            for t, (s, h, c) in sorted(by_type_hits.items())
         },
         "us_per_kb": us_per_kb,
         "latency_us_per_kb": us_per_kb,
@@ -282,7 +291,9 @@ def evaluate_secrets(
         "negatives": n_negative,
         "benign": len(benign_texts),
         "notes": (
-            "recall: a secret record counts as found when the detector reports anything in it; span_recall: "
+            "recall: a secret record counts as found when the detector reports anything in it; "
+            "recall_credentials_only: only findings of kind credential count (infrastructure identifiers such as "
+            "ARNs, bucket endpoints and store domains, which the pipeline flags by default, do not); span_recall: "
             "labelled spans overlapped by a finding (noseyparker labels the first capture group, often a "
             "user name or the key name, so span_recall understates detection)."
         ),
