@@ -202,7 +202,8 @@ class CheckEngine:
         signals = set(found.signals)
         if category in _EGRESS and text:
             payload = _payload_text(req.arguments, text)
-            if self.secrets is not None and self.secrets.scan(payload):
+            # credentials only: an infrastructure identifier (a bucket URL, an ARN) is not a secret leaving
+            if self.secrets is not None and any(f.kind == "credential" for f in self.secrets.scan(payload)):
                 signals.add("secret_egress")
             if self.pii is not None and _PII_HINT.search(payload) and any(
                     f.entity_type in _EGRESS_PII for f in self.pii.scan(payload)):
