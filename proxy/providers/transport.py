@@ -1,15 +1,14 @@
 """HTTP plumbing shared by the provider clients.
 
-``HTTPProvider`` owns one keep-alive ``aiohttp.ClientSession`` per provider (created lazily inside
-the running loop), sends orjson-encoded bodies, parses orjson replies, maps aiohttp failures to
-``ProviderTimeout`` / ``ProviderConnectError`` and error statuses to ``ProviderHTTPError`` with the
-upstream's own message (API key scrubbed). Subclasses supply URLs, auth headers and the
+``HTTPProvider`` owns one keep-alive :class:`~proxy.providers.http1.HTTP1Client` per provider
+(created lazily inside the running loop), sends orjson-encoded bodies, parses orjson replies, maps
+client failures to ``ProviderTimeout`` / ``ProviderConnectError`` and error statuses to
+``ProviderHTTPError`` with the upstream's own message (API key scrubbed). Subclasses supply URLs, auth headers and the
 translation of chunks; ``chat_stream`` turns any failure after the first chunk into
 ``StreamInterrupted``.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from abc import ABC, abstractmethod
@@ -17,7 +16,6 @@ from contextlib import aclosing
 from email.utils import parsedate_to_datetime
 from typing import Any, AsyncGenerator, AsyncIterator, Mapping
 
-import aiohttp
 import orjson
 
 from .base import (
@@ -28,6 +26,7 @@ from .base import (
     ProviderTimeout,
     StreamInterrupted,
 )
+from . import http1
 from .sse import SSEDecoder, SSEEvent
 
 log = logging.getLogger("casemate.providers")
@@ -49,22 +48,19 @@ class HTTPProvider(ABC):
         self.config = config
         self.name = config.name
         self._pool_size = pool_size
-        self._session: aiohttp.ClientSession | None = None
+        self._client: http1.HTTP1Client | None = None
         self._closed = False
-        self._timeout = aiohttp.ClientTimeout(
-            total=config.total_timeout_s,
-            connect=config.connect_timeout_s,       # pool wait + TCP/TLS connect
-            sock_read=config.read_timeout_s,        # longest silence between two reads
-        )
-        # streams: no cap on the whole answer (long generations), only on connecting and on silence
-        self._stream_timeout = aiohttp.ClientTimeout(
-            total=None, connect=config.connect_timeout_s, sock_read=config.read_timeout_s)
-        self._list_timeout = aiohttp.ClientTimeout(
-            total=min(config.total_timeout_s, LIST_MODELS_TIMEOUT_S), connect=config.connect_timeout_s)
-        headers = {"User-Agent": USER_AGENT, "Content-Type": _JSON, "Accept": _JSON}
+        # timeouts: connect = pool wait + TCP/TLS connect; read = longest silence while an answer
+        # is due; total = the whole exchange (streams have none: long generations are fine)
+        self._list_total_s = min(config.total_timeout_s, LIST_MODELS_TIMEOUT_S)
+        headers = {"User-Agent": USER_AGENT, "Content-Type": _JSON, "Accept": _JSON,
+                   "Accept-Encoding": "gzip, deflate"}
         headers.update(self.auth_headers())
         headers.update(config.headers)
         self._headers: dict[str, str] = headers
+        self._header_block = http1.header_block(headers)     # checked and encoded once
+        self._get_header_block = http1.header_block(
+            {k: v for k, v in headers.items() if k.lower() != "content-type"})
 
     # --- subclass hooks ----------------------------------------------------------------------
 
@@ -103,61 +99,61 @@ class HTTPProvider(ABC):
                 for chunk in batch:
                     yield chunk
 
-    # --- session -----------------------------------------------------------------------------
+    # --- client ------------------------------------------------------------------------------
 
-    def session(self) -> aiohttp.ClientSession:
-        session = self._session
-        if session is None:
+    def client(self) -> http1.HTTP1Client:
+        client = self._client
+        if client is None:
             if self._closed:
                 raise ProviderConnectError(f"provider {self.name!r} is closed")
-            connector = aiohttp.TCPConnector(
-                limit=self._pool_size, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=30.0)
-            # no cookie jar: one pooled session serves every tenant, so a cookie an upstream sets in
-            # answer to one caller must never ride along on another caller's request
-            session = self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, auto_decompress=True,
-                cookie_jar=aiohttp.DummyCookieJar())
-        return session
+            # no cookie jar at all: one pooled client serves every tenant, so a cookie an upstream
+            # sets in answer to one caller must never ride along on another caller's request
+            client = self._client = http1.HTTP1Client(
+                connect_timeout_s=self.config.connect_timeout_s, limit_per_origin=self._pool_size,
+                keepalive_s=30.0)
+        return client
 
     async def close(self) -> None:
         self._closed = True
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
 
     # --- requests ----------------------------------------------------------------------------
-
-    def _request_headers(self, request_id: str | None) -> Mapping[str, str]:
-        if not request_id:
-            return self._headers
-        headers = dict(self._headers)
-        headers["X-Request-ID"] = request_id
-        return headers
 
     async def _post_json(self, url: str, payload: dict[str, Any], request_id: str | None,
                          params: Mapping[str, str] | None = None) -> Any:
         try:
-            async with self.session().post(url, data=orjson.dumps(payload), params=params,
-                                           headers=self._request_headers(request_id)) as resp:
+            resp = await self.client().request(
+                "POST", url, headers=self._header_block, body=orjson.dumps(payload), params=params,
+                extra_headers={"X-Request-ID": request_id} if request_id else None,
+                read_timeout_s=self.config.read_timeout_s, total_timeout_s=self.config.total_timeout_s)
+            try:
                 if resp.status >= 400:
                     raise await self._http_error(resp)
                 raw = await resp.read()
+            finally:
+                resp.close()
         except ProviderError:
             raise
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except http1.HTTPClientError as exc:
             raise self._map_exception(exc) from None
         return self._decode(raw)
 
     async def _get_json(self, url: str, params: Mapping[str, str] | None = None) -> Any:
         try:
-            async with self.session().get(url, params=params, headers=self._headers,
-                                          timeout=self._list_timeout) as resp:
+            resp = await self.client().request(
+                "GET", url, headers=self._get_header_block, params=params,
+                read_timeout_s=self.config.read_timeout_s, total_timeout_s=self._list_total_s)
+            try:
                 if resp.status >= 400:
                     raise await self._http_error(resp)
                 raw = await resp.read()
+            finally:
+                resp.close()
         except ProviderError:
             raise
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except http1.HTTPClientError as exc:
             raise self._map_exception(exc) from None
         return self._decode(raw)
 
@@ -174,32 +170,36 @@ class HTTPProvider(ABC):
         """POST and yield the SSE events of the reply, a list per network read; the connection
         is released on exit."""
         try:
-            async with self.session().post(url, data=orjson.dumps(payload), params=params,
-                                           headers=self._request_headers(request_id),
-                                           timeout=self._stream_timeout) as resp:
+            resp = await self.client().request(
+                "POST", url, headers=self._header_block, body=orjson.dumps(payload), params=params,
+                extra_headers={"X-Request-ID": request_id} if request_id else None,
+                read_timeout_s=self.config.read_timeout_s, total_timeout_s=None)
+            try:
                 if resp.status >= 400:
                     raise await self._http_error(resp)
-                ctype = resp.headers.get("Content-Type", "")
+                ctype = resp.headers.get("content-type", "")
                 if not ctype.startswith("text/event-stream"):
                     # some servers ignore "stream": true and answer with an error document
-                    raw = await resp.read()
+                    raw = await resp.read(MAX_ERROR_BODY)
                     raise ProviderHTTPError(502, self._scrub(
                         f"expected text/event-stream, got {ctype or 'no content type'}: "
                         f"{raw[:200].decode('utf-8', 'replace')}"), False)
                 decoder = SSEDecoder()
                 feed = decoder.feed_bytes
-                async for raw in resp.content.iter_any():   # one step per network read
+                async for raw in resp.chunks():   # one step per network read
                     events = feed(raw)
                     if events:
                         yield events
                 tail = decoder.flush()
                 if tail is not None:
                     yield [tail]
+            finally:
+                resp.close()
         except ProviderError:
             raise
-        except ValueError as exc:            # a line longer than the read buffer
+        except ValueError as exc:            # a line longer than the decoder allows
             raise ProviderConnectError(f"malformed event stream: {exc}") from None
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except http1.HTTPClientError as exc:
             raise self._map_exception(exc) from None
 
     # --- errors ------------------------------------------------------------------------------
@@ -220,27 +220,26 @@ class HTTPProvider(ABC):
             text = text[:MAX_ERROR_MESSAGE] + "..."
         return text
 
-    def _map_exception(self, exc: BaseException) -> ProviderError:
-        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+    def _map_exception(self, exc: http1.HTTPClientError) -> ProviderError:
+        if isinstance(exc, http1.ConnectTimeout):
             return ProviderConnectError(f"connect timeout after {self.config.connect_timeout_s:g}s")
-        if isinstance(exc, aiohttp.SocketTimeoutError):
+        if isinstance(exc, http1.ReadTimeout):
             return ProviderTimeout(f"no data for {self.config.read_timeout_s:g}s")
-        if isinstance(exc, asyncio.TimeoutError):
+        if isinstance(exc, http1.TotalTimeout):
             return ProviderTimeout(f"no complete answer within {self.config.total_timeout_s:g}s")
-        if isinstance(exc, aiohttp.ClientConnectorError):
-            reason = exc.os_error.strerror or type(exc.os_error).__name__
-            return ProviderConnectError(self._scrub(f"cannot connect to {exc.host}:{exc.port}: {reason}"))
-        if isinstance(exc, aiohttp.ServerDisconnectedError):
+        if isinstance(exc, http1.ConnectFailed):
+            return ProviderConnectError(self._scrub(str(exc)))
+        if isinstance(exc, http1.ServerDisconnected):
             return ProviderConnectError("upstream closed the connection")
-        if isinstance(exc, aiohttp.ClientPayloadError):
-            return ProviderConnectError("upstream response was cut off")
+        if isinstance(exc, http1.PayloadError):
+            return ProviderConnectError(self._scrub(str(exc)))
         return ProviderConnectError(self._scrub(f"{type(exc).__name__}: {exc}"))
 
-    async def _http_error(self, resp: aiohttp.ClientResponse) -> ProviderHTTPError:
+    async def _http_error(self, resp: http1.Response) -> ProviderHTTPError:
         status = resp.status
         try:
-            raw = await resp.content.read(MAX_ERROR_BODY)
-        except (aiohttp.ClientError, asyncio.TimeoutError):
+            raw = await resp.read(MAX_ERROR_BODY)
+        except http1.HTTPClientError:
             raw = b""
         message, error_type, code = _error_fields(raw)
         if not message:
@@ -273,13 +272,14 @@ def _opt_str(value: Any) -> str | None:
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (headers keyed in lower case)."""
     ms = headers.get("retry-after-ms")
     if ms:
         try:
             return max(0.0, float(ms) / 1000.0)
         except ValueError:
             pass
-    value = headers.get("Retry-After")
+    value = headers.get("retry-after")
     if not value:
         return None
     try:
