@@ -8,6 +8,13 @@ has a warm-up phase, then a measured phase bounded in request count and time; th
 CPU cost per request of the process under test (and of its worker children) comes
 from ``/proc/<pid>/stat`` utime + stime over the measured phase.
 
+The scenarios the ratios compare (bare hop, Casemate, Casemate's core chain; JSON and
+stream) run side by side: all three servers are up at once and are measured in
+alternating rounds (``--rounds``, default 3), each round a share of the measured phase,
+and a scenario's figures combine its rounds. A shared or virtual machine's speed
+drifts by tens of percent within minutes; alternating spreads that drift over every
+scenario instead of loading it onto whichever ran in a slow minute.
+
 Results: ``bench/results/bench.json`` (stable shape, read by CI) and
 ``bench/results/bench.md``; a table is printed as well. The process exits 1 when a
 Casemate scenario could not run, with the reason in the table and the JSON.
@@ -29,7 +36,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -67,8 +74,10 @@ class BenchConfig:
     warmup_seconds: float = 5.0
     body_bytes: int = 1024
     stream_chunk_delay_ms: int = 1
-    total_budget_s: float = 330.0
+    total_budget_s: float = 480.0
     casemate: bool = True
+    rounds: int = 3
+    round_warmup_requests: int = 100
 
 
 # --- processes and CPU accounting ---------------------------------------------------------------
@@ -186,7 +195,8 @@ def _serve(name: str, argv: Sequence[str], workdir: Path, ready_url: str, *, cor
 
 # --- scenarios ------------------------------------------------------------------------------------
 
-def _measure(name: str, spec: LoadSpec, warmup: LoadSpec, pid: int, mock_pid: int) -> dict[str, Any]:
+def _measure(name: str, spec: LoadSpec, warmup: LoadSpec, pid: int, mock_pid: int, *,
+             idle_probe: bool = True) -> dict[str, Any]:
     warm = run(warmup)
     if warm.requests == 0:
         raise ScenarioFailed(f"{name}: every warm-up request failed: {warm.statuses}")
@@ -213,9 +223,42 @@ def _measure(name: str, spec: LoadSpec, warmup: LoadSpec, pid: int, mock_pid: in
     if spec.stream:
         out["ttft_p50_ms"] = result.ttft_p50_ms
         out["ttft_p99_ms"] = result.ttft_p99_ms
+    if spec.stream and idle_probe:
         # one connection, no queueing: the time to first token the proxy itself adds
         idle = run(replace(spec, concurrency=1, requests=_IDLE_PROBE_REQUESTS, duration_s=_IDLE_PROBE_SECONDS))
         out["ttft_idle_p50_ms"] = idle.ttft_p50_ms
+    return out
+
+
+_SUMMED = ("requests", "errors", "duration_s")
+_MEDIAN = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "ttft_p50_ms", "ttft_p99_ms", "ttft_idle_p50_ms")
+
+
+def combine_rounds(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One scenario measured in several rounds: CPU per request over all requests, throughput over
+    the whole measured time, the median round's latency percentiles, the worst round's outside load,
+    and each round's CPU per request (``rounds_cpu_us_per_req``) to show the spread."""
+    if len(parts) == 1:
+        return dict(parts[0])
+    out: dict[str, Any] = dict(parts[-1])
+    answered = [p["requests"] + p["errors"] for p in parts]
+    total = sum(answered)
+    for key in _SUMMED:
+        out[key] = round(sum(p[key] for p in parts), 3) if key == "duration_s" else sum(p[key] for p in parts)
+    statuses: dict[str, int] = {}
+    for p in parts:
+        for code, n in (p.get("statuses") or {}).items():
+            statuses[code] = statuses.get(code, 0) + n
+    out["statuses"] = statuses
+    out["rps"] = round(out["requests"] / out["duration_s"], 1) if out["duration_s"] else 0.0
+    for key in ("cpu_us_per_req", "upstream_cpu_us_per_req"):
+        out[key] = round(sum(p[key] * n for p, n in zip(parts, answered)) / max(1, total), 1)
+    for key in _MEDIAN:
+        values = sorted(p[key] for p in parts if p.get(key) is not None)
+        if values:
+            out[key] = values[(len(values) - 1) // 2]
+    out["other_load_pct"] = max(p.get("other_load_pct") or 0.0 for p in parts)
+    out["rounds_cpu_us_per_req"] = [p["cpu_us_per_req"] for p in parts]
     return out
 
 
@@ -276,43 +319,83 @@ class _Bench:
             self.scenario("direct", mock_url + chat, _MOCK_KEY, False, mock_pid, mock_pid)
             self.scenario("direct_stream", mock_url + chat, _MOCK_KEY, True, mock_pid, mock_pid)
             hop_url = f"http://127.0.0.1:{hop_port}"
-            try:
-                with _serve("bare_hop", [py, "-m", "bench.bare_hop", "--port", str(hop_port),
-                                         "--upstream", mock_url],
-                            self.workdir, f"{hop_url}{chat}", cores=self.proxy_cores,
-                            ready_timeout_s=15, ready_status=frozenset({405})) as hop:
-                    self.scenario("bare_hop", hop_url + chat, _MOCK_KEY, False, hop.proc.pid, mock_pid)
-                    self.scenario("bare_hop_stream", hop_url + chat, _MOCK_KEY, True, hop.proc.pid, mock_pid)
-            except ScenarioFailed as exc:
-                self.fail("bare_hop", str(exc))
-                self.fail("bare_hop_stream", str(exc))
+            with ExitStack() as stack:
+                side_by_side: list[tuple[str, str, str, int]] = []
+                try:
+                    hop = stack.enter_context(_serve(
+                        "bare_hop", [py, "-m", "bench.bare_hop", "--port", str(hop_port), "--upstream", mock_url],
+                        self.workdir, f"{hop_url}{chat}", cores=self.proxy_cores,
+                        ready_timeout_s=15, ready_status=frozenset({405})))
+                    side_by_side.append(("bare_hop", hop_url + chat, _MOCK_KEY, hop.proc.pid))
+                except ScenarioFailed as exc:
+                    self.fail("bare_hop", str(exc))
+                    self.fail("bare_hop_stream", str(exc))
+                full: tuple[_Server, str, str] | None = None
+                if self.config.casemate:
+                    # the full chain and the data-plane chain alone (issue 2's target: every detector off)
+                    for name, policy in (("casemate", None), ("casemate_core", CORE_POLICY)):
+                        try:
+                            server, url, key = stack.enter_context(
+                                self.casemate(name, mock_url, 1, self.proxy_cores, {}, policy))
+                        except ScenarioFailed as exc:
+                            self.fail(name, str(exc))
+                            self.fail(f"{name}_stream", str(exc))
+                            continue
+                        side_by_side.append((name, url, key, server.proc.pid))
+                        if policy is None:
+                            full = (server, url, key)
+                for stream in (False, True):
+                    self.alternate(side_by_side, stream, mock_pid)
+                if full is not None:
+                    server, url, key = full
+                    self.check_scenario(url.rsplit("/v1/", 1)[0], key, server.proc.pid, mock_pid)
             if self.config.casemate:
-                self.run_casemate(mock_url, mock_pid)
+                self.run_workers(mock_url, mock_pid)
                 self.run_mcp(mock_url)
 
-    def run_casemate(self, mock_url: str, mock_pid: int) -> None:
-        runs: list[tuple[str, int, set[int] | None, dict[str, str], bool, dict[str, Any] | None]] = [
-            ("casemate", 1, self.proxy_cores, {}, True, None),
-            # the data-plane chain alone (issue 2's target): every detector stage off
-            ("casemate_core", 1, self.proxy_cores, {}, True, CORE_POLICY),
-            ("casemate_2_workers", 2, self.all_cores, {}, False, None),
-        ]
+    def alternate(self, servers: Sequence[tuple[str, str, str, int]], stream: bool, mock_pid: int) -> None:
+        """Measure every server in turn, ``rounds`` times, each round a share of the measured phase."""
+        c = self.config
+        rounds = max(1, c.rounds)
+        parts: dict[str, list[dict[str, Any]]] = {}
+        failed: set[str] = set()
+        for i in range(rounds):
+            for name, url, key, pid in servers:
+                scenario = f"{name}_stream" if stream else name
+                if scenario in failed:
+                    continue
+                if time.monotonic() - self.started > c.total_budget_s:
+                    if scenario not in parts:
+                        self.fail(scenario, f"skipped: the run exceeded its {c.total_budget_s:.0f}s budget")
+                        failed.add(scenario)
+                    continue
+                print(f"  {scenario} (round {i + 1}/{rounds}) ...", flush=True)
+                measured, warmup = self.specs(url, key, stream)
+                measured = replace(measured, requests=max(1, -(-measured.requests // rounds)),
+                                   duration_s=measured.duration_s / rounds)
+                if i:
+                    warmup = replace(warmup, requests=c.round_warmup_requests, duration_s=1.0)
+                try:
+                    parts.setdefault(scenario, []).append(
+                        _measure(scenario, measured, warmup, pid, mock_pid, idle_probe=i == rounds - 1))
+                except ScenarioFailed as exc:
+                    self.fail(scenario, str(exc))
+                    failed.add(scenario)
+        for scenario, measured_parts in parts.items():
+            if scenario not in failed:
+                self.scenarios[scenario] = combine_rounds(measured_parts)
+
+    def run_workers(self, mock_url: str, mock_pid: int) -> None:
+        runs: list[tuple[str, dict[str, str]]] = [("casemate_2_workers", {})]
         if _redis_answers():
-            runs.append(("casemate_2_workers_redis", 2, self.all_cores, {"CASEMATE_REDIS_URL": REDIS_URL}, False,
-                         None))
-        for name, workers, cores, env, with_stream, policy in runs:
-            names = [name, f"{name}_stream"] if with_stream else [name]
+            runs.append(("casemate_2_workers_redis", {"CASEMATE_REDIS_URL": REDIS_URL}))
+        for name, env in runs:
             try:
-                with self.casemate(name, mock_url, workers, cores, env, policy) as (server, url, key):
+                with self.casemate(name, mock_url, 2, self.all_cores, env) as (server, url, key):
                     self.scenario(name, url, key, False, server.proc.pid, mock_pid)
-                    if with_stream:
-                        self.scenario(f"{name}_stream", url, key, True, server.proc.pid, mock_pid)
-                        if policy is None:
-                            self.check_scenario(url.rsplit("/v1/", 1)[0], key, server.proc.pid, mock_pid)
             except ScenarioFailed as exc:
-                for failed in names:
-                    if failed not in self.scenarios:
-                        self.fail(failed, str(exc))
+                if name not in self.scenarios:
+                    self.fail(name, str(exc))
 
     # -- agent tool-call gating (issue 5): POST /api/v1/check, kept apart from the chat scenarios --
     def check_scenario(self, base_url: str, key: str, pid: int, mock_pid: int) -> None:
@@ -567,6 +650,10 @@ def render_markdown(report: dict[str, Any], config: BenchConfig) -> str:
            f"(JSON) / {config.stream_requests} (stream) measured requests or {config.phase_seconds:g}s. "
            f"CPU is utime+stime of the process under test (and its workers) over the measured phase; "
            f"for `direct` that process is the mock upstream itself. "
+           f"bare_hop, casemate and casemate_core (JSON, then stream) run side by side, measured in "
+           f"{config.rounds} alternating rounds that share the measured phase, so a drift in the machine's "
+           f"speed hits each of them alike; their rows combine the rounds (each round's CPU per request: "
+           f"`rounds_cpu_us_per_req` in bench.json). "
            f"Pinning: {machine['pinning']}. Streams relay the mock's echo of the user message, "
            f"one SSE chunk per word ({_stream_chunks(config.body_bytes)} chunks per response, "
            f"{config.stream_chunk_delay_ms} ms apart, so that every hop relays chunk by chunk as it would "
@@ -604,13 +691,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--phase-seconds", type=float, default=defaults.phase_seconds)
     parser.add_argument("--stream-chunk-delay-ms", type=int, default=defaults.stream_chunk_delay_ms,
                         help="the mock's pause between streamed chunks (0: send the whole answer at once)")
+    parser.add_argument("--rounds", type=int, default=defaults.rounds,
+                        help="alternating rounds of the side-by-side scenarios (bare hop, casemate, casemate_core)")
     parser.add_argument("--skip-casemate", action="store_true", help="measure only direct and bare hop")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
     config = BenchConfig(json_requests=args.json_requests, stream_requests=args.stream_requests,
                          warmup_requests=args.warmup_requests, concurrency=args.concurrency,
                          phase_seconds=args.phase_seconds, stream_chunk_delay_ms=args.stream_chunk_delay_ms,
-                         casemate=not args.skip_casemate)
+                         casemate=not args.skip_casemate, rounds=args.rounds)
     workdir = Path(tempfile.mkdtemp(prefix="casemate-bench-"))
     bench = _Bench(config, workdir)
     print(f"casemate bench (work dir {workdir})", flush=True)
