@@ -9,7 +9,6 @@ import email.policy
 import socket
 import ssl
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -22,6 +21,7 @@ from admin_api.settings import AdminSettings
 from admin_api.store import Store
 from admin_api.webhooks import DestinationRefused
 from tests.admin.conftest import MASTER_KEY, AdminHarness, Org
+from tests.conftest import self_signed_tls_files
 from tests.evidence.conftest import Receiver
 
 
@@ -182,29 +182,6 @@ class _Dns:
         monkeypatch.setattr(socket, "create_connection", create_connection)
 
 
-def _tls_files(tmp_path: Path, name: str) -> tuple[Path, Path]:
-    """A self-signed certificate for `name` (its own trust anchor) and its key, as PEM files."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.now(UTC)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
-            .not_valid_after(now + timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
-
-
 async def _email_notifier(store: Store, port: int, security: str) -> tuple[Notifier, str]:
     tenant = await store.create_tenant("Pinned Mail")
     await store.put_integration(tenant["id"], "email", secret=None, keep_secret=False, enabled=True, config={
@@ -221,7 +198,7 @@ _EVENTS = [{"timestamp": "2026-01-01T00:00:00Z", "data": {"action": "key.revoke"
 async def test_email_connects_to_the_vetted_address_and_verifies_tls_against_the_host_name(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, security: str
 ) -> None:
-    cert, key = _tls_files(tmp_path, SMTP_NAME)
+    cert, key = self_signed_tls_files(tmp_path, SMTP_NAME)
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_tls.load_cert_chain(cert, key)
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))   # the sender's default context trusts only this certificate
@@ -239,7 +216,7 @@ async def test_email_connects_to_the_vetted_address_and_verifies_tls_against_the
 async def test_email_tls_is_refused_when_the_certificate_does_not_name_the_host(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cert, key = _tls_files(tmp_path, "someone-else.test")
+    cert, key = self_signed_tls_files(tmp_path, "someone-else.test")
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_tls.load_cert_chain(cert, key)
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))

@@ -352,3 +352,27 @@ async def test_urls_with_credentials_or_other_schemes_are_refused(client) -> Non
         await client.request("GET", "http://user:pw@127.0.0.1:9/v1", headers=HEADERS)
     with pytest.raises(ValueError, match="unsupported URL"):
         await client.request("GET", "ftp://127.0.0.1/v1", headers=HEADERS)
+
+
+async def test_https_origin_is_verified_against_the_trusted_certificate(tmp_path) -> None:
+    import ssl
+
+    from tests.conftest import self_signed_tls_files
+
+    cert, key = self_signed_tls_files(tmp_path, "localhost")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    tls_server = await asyncio.start_server(echo_forever(b'{"tls":true}'), "127.0.0.1", 0, ssl=server_ctx)
+    port = tls_server.sockets[0].getsockname()[1]
+    trusting = http1.HTTP1Client(connect_timeout_s=2.0, ssl_context=ssl.create_default_context(cafile=str(cert)))
+    untrusting = http1.HTTP1Client(connect_timeout_s=2.0)       # the system's trust store
+    try:
+        # "localhost" resolves to 127.0.0.1 here; the certificate names localhost
+        assert await fetch(trusting, f"https://localhost:{port}/v1") == (200, b'{"tls":true}')
+        assert await fetch(trusting, f"https://localhost:{port}/v1") == (200, b'{"tls":true}')
+        with pytest.raises(http1.ConnectFailed, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
+            await fetch(untrusting, f"https://localhost:{port}/v1")
+    finally:
+        await trusting.close()
+        await untrusting.close()
+        tls_server.close()
