@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from admin_api.routing import Route
+from admin_api.schemas import COMPONENT_SCHEMAS
 from pipeline.checks.api import openapi_paths as check_openapi_paths
 
 _PATH_PARAM = re.compile(r"\{([^}/:]+)(?::[^}]*)?\}")      # aiohttp `{name}` or `{name:regex}`
@@ -88,6 +89,19 @@ def openapi_path(path: str) -> str:
     return _PATH_PARAM.sub(lambda m: "{" + m.group(1) + "}", path)
 
 
+def _with_refs(schema: Any) -> Any:
+    """A deep copy of a route schema where each schema of COMPONENT_SCHEMAS (the object itself, as the
+    route declared it) becomes a `$ref` to its component: published once, however many routes embed it."""
+    for name, component in COMPONENT_SCHEMAS.items():
+        if schema is component:
+            return {"$ref": f"#/components/schemas/{name}"}
+    if isinstance(schema, dict):
+        return {k: _with_refs(v) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_with_refs(v) for v in schema]
+    return copy.deepcopy(schema)
+
+
 def _problem_responses(route: Route) -> dict[str, Any]:
     codes = ["400"] if (route.body is not None or route.query or route.paginated) else []
     if route.body is not None:
@@ -105,7 +119,7 @@ def _problem_responses(route: Route) -> dict[str, Any]:
 def _success(route: Route) -> dict[str, Any]:
     if route.status == 204:
         return {"204": {"description": "Done; no content"}}
-    data = copy.deepcopy(route.response) if route.response is not None else {}
+    data = _with_refs(route.response) if route.response is not None else {}
     if route.envelope:
         meta: dict[str, Any] = {"$ref": "#/components/schemas/Meta"}
         if route.paginated:
@@ -140,7 +154,7 @@ def _operation(route: Route) -> dict[str, Any]:
     if params:
         op["parameters"] = params
     if route.body is not None:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": copy.deepcopy(route.body)}}}
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _with_refs(route.body)}}}
     op["responses"] = {**_success(route), **_problem_responses(route)}
     op["security"] = [] if route.public else [{"bearer": []}]
     return op
@@ -179,7 +193,8 @@ def build_openapi(routes: list[Route], *, version: str, admin_url: str = "http:/
                 "agentToken": {"type": "apiKey", "in": "header", "name": "X-Casemate-Agent-Token",
                                "description": "An agent JWT from POST /api/v1/agents/{agent_id}/token"},
             },
-            "schemas": {"Problem": PROBLEM, "Meta": META, "Pagination": PAGINATION},
+            "schemas": {"Problem": PROBLEM, "Meta": META, "Pagination": PAGINATION,
+                        **{name: copy.deepcopy(schema) for name, schema in COMPONENT_SCHEMAS.items()}},
             "responses": responses,
         },
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from admin_api.roles import ALL, ROLES
+from pipeline.policy import POLICY_SCHEMA
 from pipeline.ratelimit import MAX_RPM, MAX_TPM
 
 Schema = dict[str, Any]
@@ -22,6 +23,18 @@ NAMES: Schema = {"type": ["array", "null"], "items": {"type": "string", "minLeng
 SCOPES: Schema = {"type": "array", "items": {"type": "string", "enum": sorted(ALL)}, "maxItems": 64,
                   "uniqueItems": True, "description": "Narrow the role's permissions to these (empty: the whole role)."}
 JSON_OBJECT: Schema = {"type": "object"}
+
+# The policy document: the very schema `pipeline.policy.validate_policy` compiles, embedded where a route
+# takes or returns a document, so the request check and the OpenAPI document cannot drift from the chain.
+# The one conversion: `$schema` and `$id` are dropped. They name the standalone document; inside OpenAPI
+# 3.1 the dialect is the document's `jsonSchemaDialect` (also 2020-12) and the component's name is its
+# identity. Every other keyword it uses (type lists, enum, min/max, additionalProperties, uniqueItems)
+# means the same in draft-07, which fastjsonschema compiles the route schema with, and in OpenAPI 3.1.
+POLICY_DOCUMENT: Schema = {k: v for k, v in POLICY_SCHEMA.items() if k not in ("$schema", "$id")}
+
+# Schemas published once under #/components/schemas and referenced wherever a route embeds them
+# (by identity: a route that uses the constant itself gets a $ref, a copy would be inlined).
+COMPONENT_SCHEMAS: dict[str, Schema] = {"PolicyDocument": POLICY_DOCUMENT}
 
 
 def nullable(schema: Schema) -> Schema:
@@ -79,11 +92,11 @@ KEY = obj({
 
 POLICY = obj({
     "id": ID, "tenant_id": ID, "name": NAME, "description": {"type": "string"}, "version": {"type": "integer"},
-    "document": JSON_OBJECT, "created_by": {"type": ["string", "null"]}, "created_at": TS, "updated_at": TS,
+    "document": POLICY_DOCUMENT, "created_by": {"type": ["string", "null"]}, "created_at": TS, "updated_at": TS,
 }, ("id", "tenant_id", "name", "version", "document"), closed=False)
 
 POLICY_VERSION = obj({
-    "id": ID, "policy_id": ID, "version": {"type": "integer"}, "document": JSON_OBJECT,
+    "id": ID, "policy_id": ID, "version": {"type": "integer"}, "document": POLICY_DOCUMENT,
     "comment": {"type": "string"}, "created_by": {"type": ["string", "null"]}, "created_at": TS,
 }, ("id", "policy_id", "version", "document"), closed=False)
 
