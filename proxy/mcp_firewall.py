@@ -21,17 +21,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
 from aiohttp import web
-from yarl import URL
 
 from detectors.toolcall import flatten_arguments
 from pipeline.context import Principal, RequestContext
 from pipeline.errors import StageError
 from pipeline.stages.request_id import assign_request_id
 from proxy.problems import problem_response
+from proxy.providers import http1
 from proxy.sse_events import SseParser
 
 log = logging.getLogger("casemate.mcp")
@@ -39,6 +39,8 @@ log = logging.getLogger("casemate.mcp")
 BLOCKED_CODE = -32001
 _FORWARD_REQUEST = ("Accept", "Content-Type", "Mcp-Session-Id", "Mcp-Protocol-Version", "Last-Event-ID")
 _FORWARD_RESPONSE = ("Content-Type", "Mcp-Session-Id", "Mcp-Protocol-Version", "Cache-Control")
+_FORWARD_RESPONSE_KEYS = tuple((h, h.lower()) for h in _FORWARD_RESPONSE)   # the client's headers are lower case
+_CONNECT_TIMEOUT_S = 5.0
 
 
 def _rpc_error(msg_id: Any, message: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -63,18 +65,21 @@ class _Exchange:
 class McpFirewall:
     def __init__(self, svc: Any, upstream_url: str) -> None:
         self.svc = svc
-        self.upstream = URL(upstream_url)          # parsed once, not per relayed message
-        self._http: aiohttp.ClientSession | None = None
+        parts = urlsplit(upstream_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"the MCP upstream must be an http(s) URL, not {upstream_url!r}")
+        self.upstream = upstream_url
+        self._http: http1.HTTP1Client | None = None
 
     async def close(self) -> None:
         if self._http is not None:
             await self._http.close()
 
-    def _client(self) -> aiohttp.ClientSession:
+    def _client(self) -> http1.HTTP1Client:
         if self._http is None:
-            # no cookie jar: clients of every tenant share this session (see the providers' transport)
-            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=5, sock_read=None),
-                                               auto_decompress=True, cookie_jar=aiohttp.DummyCookieJar())
+            # the providers' keep-alive client: no cookies (clients of every tenant share it), no read
+            # timeout (a tool may run long; the notification stream stays open for the session)
+            self._http = http1.HTTP1Client(connect_timeout_s=_CONNECT_TIMEOUT_S)
         return self._http
 
     # -- entry ----------------------------------------------------------------------------------
@@ -122,15 +127,15 @@ class McpFirewall:
                                 headers={"X-Request-ID": ctx.request_id})
         body = orjson.dumps(forward if batch else forward[0])
         try:
-            up = await self._client().post(self.upstream, data=body, headers=headers)
-        except aiohttp.ClientError as exc:
+            up = await self._client().request("POST", self.upstream, headers=b"", extra_headers=headers, body=body)
+        except http1.HTTPClientError as exc:
             log.warning("MCP upstream unreachable: %s", exc.__class__.__name__)
             return web.json_response({"jsonrpc": "2.0", "id": None, "error": {
                 "code": -32603, "message": "The upstream MCP server is unreachable."}}, status=502)
         try:
             return await self._answer(request, up, ex, refusals, principal, session_id, batch, ctx.request_id)
         finally:
-            up.release()
+            up.close()
 
     # -- gating ---------------------------------------------------------------------------------
     async def _gate(self, principal: Principal, agent_id: str, session_id: str | None, m: dict[str, Any],
@@ -176,15 +181,15 @@ class McpFirewall:
         return msg
 
     # -- responses ------------------------------------------------------------------------------
-    async def _answer(self, request: web.Request, up: aiohttp.ClientResponse, ex: _Exchange,
+    async def _answer(self, request: web.Request, up: http1.Response, ex: _Exchange,
                       refusals: list[dict[str, Any]], principal: Principal, session_id: str | None, batch: bool,
                       request_id: str) -> web.StreamResponse:
-        out_headers = {h: up.headers[h] for h in _FORWARD_RESPONSE if h in up.headers}
+        out_headers = {h: up.headers[k] for h, k in _FORWARD_RESPONSE_KEYS if k in up.headers}
         out_headers["X-Request-ID"] = request_id
-        session_id = session_id or up.headers.get("Mcp-Session-Id")
+        session_id = session_id or up.headers.get("mcp-session-id")
         agent_id = principal.subject if principal.kind == "agent" else (
             request.headers.get("X-Casemate-Agent-Id") or "mcp-client")
-        ctype = up.headers.get("Content-Type", "")
+        ctype = up.headers.get("content-type", "")
         if ctype.startswith("text/event-stream"):
             return await self._relay_events(request, up, out_headers, refusals,
                                             lambda msg: self._inspect(msg, ex, principal, agent_id, session_id))
@@ -200,7 +205,7 @@ class McpFirewall:
             return web.Response(status=200, body=orjson.dumps(refusals if batch else refusals[0]), headers=out_headers)
         return web.Response(status=up.status, body=payload, headers=out_headers)
 
-    async def _relay_events(self, request: web.Request, up: aiohttp.ClientResponse, out_headers: dict[str, str],
+    async def _relay_events(self, request: web.Request, up: http1.Response, out_headers: dict[str, str],
                             refusals: list[dict[str, Any]], inspect: Callable[[Any], Any]) -> web.StreamResponse:
         """Relay an SSE answer chunk by chunk, each JSON-RPC message inspected (refusals first).
 
@@ -221,9 +226,9 @@ class McpFirewall:
                 out.append(_sse(inspect(msg), event, event_id))
 
         try:
-            async for chunk in up.content.iter_any():
+            async for chunk in up.chunks():
                 take(parser.feed(chunk))
-                if up.content.at_eof():
+                if up.at_eof():
                     break
                 if out:
                     if resp is None:
@@ -243,22 +248,22 @@ class McpFirewall:
 
     async def _relay(self, request: web.Request, headers: dict[str, str]) -> web.StreamResponse:
         try:
-            up = await self._client().request(request.method, self.upstream, headers=headers)
-        except aiohttp.ClientError:
+            up = await self._client().request(request.method, self.upstream, headers=b"", extra_headers=headers)
+        except http1.HTTPClientError:
             return web.Response(status=502, text="The upstream MCP server is unreachable.")
         try:
-            out = {h: up.headers[h] for h in _FORWARD_RESPONSE if h in up.headers}
+            out = {h: up.headers[k] for h, k in _FORWARD_RESPONSE_KEYS if k in up.headers}
             resp = web.StreamResponse(status=up.status, headers=out)
             await resp.prepare(request)
             try:
-                async for chunk in up.content.iter_any():
+                async for chunk in up.chunks():
                     await resp.write(chunk)
                 await resp.write_eof()
             except ConnectionResetError:         # the client closed its notification stream
                 pass
             return resp
         finally:
-            up.release()
+            up.close()
 
 
 def _raw_event(event: str, event_id: str | None, data: str) -> bytes:

@@ -196,6 +196,10 @@ class Response:
             waiter = self._waiter = asyncio.get_running_loop().create_future()
             await waiter
 
+    def at_eof(self) -> bool:
+        """True once the whole body has arrived and been handed out."""
+        return self._eof and not self._chunks
+
     async def read(self, limit: int | None = None) -> bytes:
         """The whole body (or its first ``limit`` bytes, dropping the connection if more remain)."""
         parts: list[bytes] = []

@@ -103,3 +103,19 @@ async def test_mcp_posts_count_against_the_keys_tool_window(mcp_proxy: Proxy) ->
         body = await resp.read()
     assert 429 not in statuses[:2] and statuses[2] == 429
     assert b"GW-429" in body and resp.headers["Retry-After"]
+
+
+async def test_unreachable_mcp_upstream_is_a_jsonrpc_error_not_a_crash(tmp_path: Path, detectors: Any,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.e2e.harness import free_port
+
+    monkeypatch.setenv("CASEMATE_MCP_UPSTREAM_URL", f"http://127.0.0.1:{free_port()}/mcp")   # nothing listens
+    proxy, client = await start_proxy(tmp_path, detectors)
+    try:
+        resp = await proxy.client.post("/mcp", json={"jsonrpc": "2.0", "id": 7, "method": "tools/list"}, headers={
+            **AUTH, "Accept": "application/json, text/event-stream"})
+        assert resp.status == 502
+        doc = await resp.json()
+        assert doc["error"]["code"] == -32603 and "unreachable" in doc["error"]["message"]
+    finally:
+        await client.close()
