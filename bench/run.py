@@ -9,7 +9,7 @@ CPU cost per request of the process under test (and of its worker children) come
 from ``/proc/<pid>/stat`` utime + stime over the measured phase.
 
 The scenarios the ratios compare (bare hop, Casemate, Casemate's core chain; JSON and
-stream) run side by side: all three servers are up at once and are measured in
+stream; and the MCP server direct and through ``/mcp``) run side by side: all three servers are up at once and are measured in
 alternating rounds (``--rounds``, default 3), each round a share of the measured phase,
 and a scenario's figures combine its rounds. A shared or virtual machine's speed
 drifts by tens of percent within minutes; alternating spreads that drift over every
@@ -437,36 +437,60 @@ class _Bench:
         argv = [sys.executable, "-m", "bench.mcp_upstream", "--port", str(port)]
         try:
             with _serve("mcp_upstream", argv, self.workdir, upstream, cores=self.client_cores,
-                        ready_status=frozenset({400, 405, 406})) as up:
-                self.mcp_scenario("mcp_direct", upstream, {}, up.proc.pid, up.proc.pid)
-                with self.casemate("casemate_mcp", mock_url, 1, self.proxy_cores, {}, None,
-                                   {"mcp": {"upstream_url": upstream}}) as (server, url, key):
-                    proxy = url.rsplit("/v1/", 1)[0] + "/mcp"
-                    auth = {"Authorization": f"Bearer {key}", "X-Casemate-Agent-Id": "bench-agent"}
-                    self.mcp_scenario("casemate_mcp", proxy, auth, server.proc.pid, up.proc.pid)
+                        ready_status=frozenset({400, 405, 406})) as up, \
+                    self.casemate("casemate_mcp", mock_url, 1, self.proxy_cores, {}, None,
+                                  {"mcp": {"upstream_url": upstream}}) as (server, url, key):
+                proxy = url.rsplit("/v1/", 1)[0] + "/mcp"
+                auth = {"Authorization": f"Bearer {key}", "X-Casemate-Agent-Id": "bench-agent"}
+                # alternating rounds, like the chat scenarios: the added time is a difference of two
+                # latencies, so both must see the same machine
+                targets = [("mcp_direct", upstream, {}, up.proc.pid), ("casemate_mcp", proxy, auth, server.proc.pid)]
+                rounds = max(1, self.config.rounds)
+                parts: dict[str, list[dict[str, Any]]] = {}
+                sessions: dict[str, dict[str, str]] = {}
+                for i in range(rounds):
+                    for name, target, headers, pid in targets:
+                        if name in self.scenarios:          # failed
+                            continue
+                        print(f"  {name} (round {i + 1}/{rounds}) ...", flush=True)
+                        if name not in sessions:
+                            try:
+                                sessions[name] = self.mcp_headers(target, headers)
+                            except OSError as exc:
+                                self.fail(name, f"MCP initialize failed: {exc}")
+                                continue
+                        try:
+                            parts.setdefault(name, []).append(
+                                self.mcp_round(name, target, sessions[name], pid, up.proc.pid, first=i == 0))
+                        except ScenarioFailed as exc:
+                            self.fail(name, str(exc))
+                for name, measured in parts.items():
+                    if name not in self.scenarios:
+                        self.scenarios[name] = combine_rounds(measured)
         except ScenarioFailed as exc:
             for name in names:
                 if name not in self.scenarios:
                     self.fail(name, str(exc))
 
-    def mcp_scenario(self, name: str, url: str, auth: Mapping[str, str], pid: int, upstream_pid: int) -> None:
-        print(f"  {name} ...", flush=True)
-        c = self.config
+    @staticmethod
+    def mcp_headers(url: str, auth: Mapping[str, str]) -> dict[str, str]:
+        """Request headers for `url` after the MCP handshake (with the session id it gave)."""
         headers = {**auth, "Accept": "application/json, text/event-stream"}
-        try:
-            session = _mcp_session(url, headers)
-        except OSError as exc:
-            self.fail(name, f"MCP initialize failed: {exc}")
-            return
+        session = _mcp_session(url, headers)
         if session:
             headers["Mcp-Session-Id"] = session
-        measured = LoadSpec(url=url, body=MCP_CALL, headers=headers, concurrency=1,
-                            requests=c.mcp_requests, duration_s=c.phase_seconds)
-        warmup = replace(measured, requests=min(c.warmup_requests, 200), duration_s=c.warmup_seconds)
-        try:
-            self.scenarios[name] = _measure(name, measured, warmup, pid, upstream_pid)
-        except ScenarioFailed as exc:
-            self.fail(name, str(exc))
+        return headers
+
+    def mcp_round(self, name: str, url: str, headers: Mapping[str, str], pid: int, upstream_pid: int, *,
+                  first: bool) -> dict[str, Any]:
+        """One round of `tools/call` on one connection: a share of the measured phase."""
+        c = self.config
+        rounds = max(1, c.rounds)
+        measured = LoadSpec(url=url, body=MCP_CALL, headers=dict(headers), concurrency=1,
+                            requests=max(1, -(-c.mcp_requests // rounds)), duration_s=c.phase_seconds / rounds)
+        warmup = (replace(measured, requests=min(c.warmup_requests, 200), duration_s=c.warmup_seconds) if first
+                  else replace(measured, requests=min(c.round_warmup_requests, 50), duration_s=1.0))
+        return _measure(name, measured, warmup, pid, upstream_pid)
 
     @contextmanager
     def casemate(self, name: str, mock_url: str, workers: int, cores: set[int] | None,
@@ -650,7 +674,8 @@ def render_markdown(report: dict[str, Any], config: BenchConfig) -> str:
            f"(JSON) / {config.stream_requests} (stream) measured requests or {config.phase_seconds:g}s. "
            f"CPU is utime+stime of the process under test (and its workers) over the measured phase; "
            f"for `direct` that process is the mock upstream itself. "
-           f"bare_hop, casemate and casemate_core (JSON, then stream) run side by side, measured in "
+           f"bare_hop, casemate and casemate_core (JSON, then stream), and mcp_direct and casemate_mcp, run "
+           f"side by side, measured in "
            f"{config.rounds} alternating rounds that share the measured phase, so a drift in the machine's "
            f"speed hits each of them alike; their rows combine the rounds (each round's CPU per request: "
            f"`rounds_cpu_us_per_req` in bench.json). "
