@@ -112,17 +112,33 @@ class RouteTable:
         self.routes.extend(other.routes)
 
     def install(self, app: web.Application, authenticate: Authenticate) -> None:
-        """Compile every schema and add the routes to `app`."""
+        """Compile every schema (once per process) and add the routes to `app`."""
         for route in self.routes:
             if route.body is not None:
-                route.body_check = fastjsonschema.compile(route.body)
+                route.body_check = _compiled(route.body)
             if route.query:
-                route.query_check = fastjsonschema.compile({
+                route.query_check = _compiled({
                     "type": "object", "properties": route.query, "additionalProperties": False,
                 })
             if route.response is not None:
-                route.response_check = fastjsonschema.compile(route.response)
+                route.response_check = _compiled(route.response)
             app.router.add_route(route.method, route.path, _endpoint(route, authenticate))
+
+
+_COMPILED: dict[bytes, Callable[[Any], Any]] = {}
+
+
+def _compiled(schema: dict[str, Any]) -> Callable[[Any], Any]:
+    """fastjsonschema's validator for `schema`, compiled once per distinct schema: compiling every
+    route's schema costs ~1 s, and an app (a test's, a worker's) may be built many times."""
+    try:
+        key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
+    except TypeError:                     # not plain JSON: compile it as it is, uncached
+        return fastjsonschema.compile(schema)
+    check = _COMPILED.get(key)
+    if check is None:
+        check = _COMPILED[key] = fastjsonschema.compile(schema)
+    return check
 
 
 # ---- request handling ---------------------------------------------------------------------------
