@@ -247,8 +247,15 @@ class _Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self.keepalive_s = pool.keepalive_s
         self.used = False
-        # the exchange in flight
         self._head: asyncio.Future[Response] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._last_read = 0.0
+        self._reset_exchange(None, None)
+        self._paused = False
+        self._max_body = pool.max_body
+
+    def _reset_exchange(self, read_timeout: float | None, deadline: float | None) -> None:
+        """The state of one request/answer exchange, fresh."""
         self._response: Response | None = None
         self._reason = b""
         self._raw_headers: list[tuple[bytes, bytes]] = []
@@ -256,12 +263,8 @@ class _Connection(asyncio.Protocol):
         self._complete = False
         self._keep_alive = False
         self._until_close = False
-        self._last_read = 0.0
-        self._read_timeout: float | None = None
-        self._deadline: float | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._paused = False
-        self._max_body = pool.max_body
+        self._read_timeout = read_timeout
+        self._deadline = deadline
 
     # --- asyncio.Protocol -----------------------------------------------------------------------
 
@@ -290,8 +293,7 @@ class _Connection(asyncio.Protocol):
                 self._complete = True
                 self._response = None
                 response._finish()
-                return
-            if response is None and not self._got_bytes:
+            elif response is None and not self._got_bytes:
                 self._fail(ServerDisconnected("upstream closed the connection"))
             else:
                 self._fail(PayloadError("upstream response was cut off"))
@@ -350,15 +352,7 @@ class _Connection(asyncio.Protocol):
         self.used = True
         loop = self._loop
         head = self._head = loop.create_future()
-        self._response = None
-        self._reason = b""
-        self._raw_headers = []
-        self._got_bytes = False
-        self._complete = False
-        self._keep_alive = False
-        self._until_close = False
-        self._read_timeout = read_timeout
-        self._deadline = deadline
+        self._reset_exchange(read_timeout, deadline)
         now = self._last_read = loop.time()
         due = _earliest(now + read_timeout if read_timeout is not None else None, deadline)
         if due is not None:
