@@ -390,8 +390,9 @@ def _validate(s: Settings) -> Settings:
     for i, p in enumerate(s.providers):
         if p.fallback and p.fallback not in names:
             raise ConfigError(f"providers[{i}].fallback: no provider named {p.fallback!r}")
-        if not p.base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"providers[{i}].base_url: must be an http(s) URL")
+        _check_upstream_url(f"providers[{i}].base_url", p.base_url)
+    if s.mcp_upstream_url:
+        _check_upstream_url("mcp.upstream_url", s.mcp_upstream_url)
     if s.default_provider and s.default_provider not in names:
         raise ConfigError(f"default_provider: no provider named {s.default_provider!r}")
     if s.policy:
@@ -403,6 +404,16 @@ def _validate(s: Settings) -> Settings:
         if errors:
             raise ConfigError(f"policy: {errors[0]}")
     return s
+
+
+def _check_upstream_url(key: str, url: str) -> None:
+    """An upstream URL the HTTP/1.1 client can call: http(s), a host, no credentials in it."""
+    from proxy.providers.http1 import check_url
+
+    try:
+        check_url(url)
+    except ValueError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
 
 
 def with_overrides(s: Settings, **kw: Any) -> Settings:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 from aiohttp import web
@@ -65,9 +64,7 @@ class _Exchange:
 class McpFirewall:
     def __init__(self, svc: Any, upstream_url: str) -> None:
         self.svc = svc
-        parts = urlsplit(upstream_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"the MCP upstream must be an http(s) URL, not {upstream_url!r}")
+        http1.check_url(upstream_url)      # the configuration checked it already; refuse anything else here
         self.upstream = upstream_url
         self._http: http1.HTTP1Client | None = None
 

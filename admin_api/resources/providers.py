@@ -16,7 +16,8 @@ from admin_api.store import ConflictError
 
 routes = RouteTable()
 
-URL = {"type": "string", "pattern": "^https?://[^\\s]+$", "maxLength": 2000}
+# an http(s) URL with a host and no credentials in it (the API key goes in `credentials`, encrypted)
+URL = {"type": "string", "pattern": "^https?://[^\\s/?#@]+([/?#][^\\s]*)?$", "maxLength": 2000}
 CREDENTIALS = {"type": "object", "minProperties": 1, "maxProperties": 16,
                "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 4096},
                "description": "Secrets for the upstream (e.g. api_key); write-only."}

@@ -41,6 +41,7 @@ __all__ = [
     "Response",
     "ServerDisconnected",
     "TotalTimeout",
+    "check_url",
 ]
 
 _HIGH_WATER = 256 * 1024
@@ -533,6 +534,17 @@ class _Pool:
         self._waiters.clear()
 
 
+def check_url(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of a URL this client can call; ValueError names what is wrong with it."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"unsupported URL {url!r} (an http or https URL with a host)")
+    if parts.username or parts.password:
+        raise ValueError("credentials in an upstream URL are not sent; configure the API key instead")
+    return scheme, parts.hostname, parts.port or (443 if scheme == "https" else 80)
+
+
 class HTTP1Client:
     """Pooled HTTP/1.1 requests to any number of origins; create it inside the running loop."""
 
@@ -554,13 +566,7 @@ class HTTP1Client:
         if hit is not None:
             return hit
         parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        if scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"unsupported URL {url!r}")
-        if parts.username or parts.password:
-            raise ValueError("credentials in a provider URL are not sent; configure the API key instead")
-        host = parts.hostname
-        port = parts.port or (443 if scheme == "https" else 80)
+        scheme, host, port = check_url(url)
         path = parts.path or "/"
         query = parts.query
         if params:

@@ -281,6 +281,10 @@ async def test_provider_credentials_go_in_but_never_come_out(admin: AdminHarness
         status, body = await admin.call("POST", "/api/v1/providers", a, json={
             "name": "x", "kind": "openai", "base_url": "file:///etc/passwd"})
         assert status == 400 and body["errors"][0]["field"] == "base_url"
+        # credentials in the URL would be neither sent nor encrypted: they belong in `credentials`
+        status, body = await admin.call("POST", "/api/v1/providers", a, json={
+            "name": "x", "kind": "openai", "base_url": "https://user:sk-secret@api.example.com/v1"})
+        assert status == 400 and body["errors"][0]["field"] == "base_url" and "sk-secret" not in str(body)
         await admin.call("DELETE", f"/api/v1/providers/{provider['id']}", a, expect=204)
     finally:
         await upstream.close()
