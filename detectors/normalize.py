@@ -19,11 +19,16 @@ spans: a detector scans them as well.
 
 Speed (the result is the same on every path):
 
+* the text is built by C-speed string operations only; the offsets, which only
+  redaction needs, come from a second, numpy-based pass over the original the
+  first time ``Normalized.offsets`` is read (tests hold the two passes to the same
+  text);
 * pure-ASCII text is probed for encodings and edits in one Hyperscan scan; without
   whitespace runs, control characters or the spacing trick it costs one ``str.lower``
   and that scan, and its offsets are a ``range``;
 * non-ASCII characters are found with numpy (long texts) and folded run by run;
-* whitespace runs and control characters are found on a one-byte-per-character
+* whitespace runs collapse by ``str.replace`` passes that halve a run each time
+  (logarithmic in its length); the mapped pass finds them on a one-byte-per-character
   ASCII image of the text with ``bytes.translate`` and numpy;
 * the base64 and spacing regexes run only where a Hyperscan probe reported a
   candidate, never over the whole text.
@@ -38,7 +43,6 @@ import re
 import unicodedata
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from urllib.parse import unquote
 
 import numpy as np
@@ -48,20 +52,40 @@ from . import _hs
 __all__ = ["Normalized", "normalize", "HOMOGLYPHS"]
 
 
-@dataclass(frozen=True, slots=True)
 class Normalized:
-    """A normalised text, its map back to the original, and decoded payloads."""
+    """A normalised text, its decoded payloads, and (computed on first use) its map back to the original.
 
-    text: str
-    offsets: Sequence[int]
-    decoded: tuple[str, ...] = ()
+    Detectors only read ``text`` and ``decoded``; the offsets, which cost as much as the normalisation itself,
+    are built by a second, mapped pass over the original only when a caller asks for them.
+    """
+
+    __slots__ = ("text", "decoded", "_source", "_offsets")
+
+    def __init__(self, text: str, decoded: tuple[str, ...], source: str,
+                 offsets: Sequence[int] | None = None) -> None:
+        self.text = text
+        self.decoded = decoded
+        self._source = source
+        self._offsets = offsets
+
+    @property
+    def offsets(self) -> Sequence[int]:
+        """``offsets[i]`` is the index in the original of normalised character ``i``, plus one trailing
+        entry equal to ``len(original)``."""
+        if self._offsets is None:
+            self._offsets = _mapped(self._source)[1]
+        return self._offsets
 
     def to_original(self, start: int, end: int) -> tuple[int, int]:
         """Map the half-open span ``[start, end)`` of ``text`` to the original string."""
+        offsets = self.offsets
         if end <= start:
-            pos = self.offsets[start]
+            pos = offsets[start]
             return pos, pos
-        return self.offsets[start], self.offsets[end - 1] + 1
+        return offsets[start], offsets[end - 1] + 1
+
+    def __repr__(self) -> str:
+        return f"Normalized(text={self.text!r}, decoded={self.decoded!r})"
 
 
 # Look-alikes that NFKC leaves alone, folded after casefolding (lower-case keys).
@@ -170,19 +194,50 @@ def _spaced_matches(t: str) -> Iterator[re.Match[str]]:
             pos = m.end()
 
 
-def _collapse_spacing(t: str, off: np.ndarray) -> tuple[str, np.ndarray]:
+def _collapse_spacing_text(t: str) -> str:
+    """``t`` with every letter-spaced word ("i g n o r e") written without its separators."""
     out: list[str] = []
-    keep = np.ones(len(t), dtype=bool)
     pos = 0
     for m in _spaced_matches(t):
         s, e = m.span()
         out.append(t[pos:s])
         out.append(_SPACED_SEPS.sub("", m.group()))
-        # Separators sit at every odd position of the match.
-        keep[s + 1:e:2] = False
         pos = e
     out.append(t[pos:])
-    return "".join(out), off[keep]
+    return "".join(out)
+
+
+def _collapse_spacing(t: str, off: np.ndarray) -> tuple[str, np.ndarray]:
+    keep = np.ones(len(t), dtype=bool)
+    for m in _spaced_matches(t):
+        s, e = m.span()
+        # Separators sit at every odd position of the match.
+        keep[s + 1:e:2] = False
+    return _collapse_spacing_text(t), off[keep]
+
+
+_CTRL_RE = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+
+
+def _collapse_whitespace_text(t: str, has_ctrl: bool) -> str:
+    """What ``_collapse_whitespace`` makes of ``t``, by C-speed ``str`` replacements only.
+
+    Tab, CR, FF and VT become spaces; runs of spaces halve per pass (logarithmic, never quadratic); single
+    spaces next to a newline go; newline runs halve per pass. Control characters go last, so one between two
+    spaces separates two runs, as in the mapped pass.
+    """
+    for ch in "\t\r\f\v":
+        if ch in t:
+            t = t.replace(ch, " ")
+    while "  " in t:
+        t = t.replace("  ", " ")
+    if " \n" in t:
+        t = t.replace(" \n", "\n")
+    if "\n " in t:
+        t = t.replace("\n ", "\n")
+    while "\n\n" in t:
+        t = t.replace("\n\n", "\n")
+    return _CTRL_RE.sub("", t) if has_ctrl else t
 
 
 def _collapse_whitespace(t: str, off: np.ndarray | None, has_ctrl: bool) -> tuple[str, np.ndarray]:
@@ -271,6 +326,19 @@ def _non_ascii_runs(text: str) -> list[tuple[int, int]]:
     starts = np.concatenate((pos[:1], pos[breaks + 1]))
     ends = np.concatenate((pos[breaks], pos[-1:])) + 1
     return list(zip(starts.tolist(), ends.tolist()))
+
+
+def _fold_text(text: str) -> str:
+    """``_fold_non_ascii(text)[0]`` without the offset bookkeeping."""
+    out: list[str] = []
+    pos = 0
+    for s, e in _non_ascii_runs(text):
+        if s > pos:
+            out.append(text[pos:s].lower())
+        out.append(_fold_run(text[s:e])[0])
+        pos = e
+    out.append(text[pos:].lower())
+    return "".join(out)
 
 
 def _fold_non_ascii(text: str) -> tuple[str, np.ndarray | None]:
@@ -448,14 +516,30 @@ def normalize(text: str) -> Normalized:
         decode_probes, probes, b64_ends = _probe(_ASCII_DB, data)
         decoded = _decode_spans(text, data, decode_probes, b64_ends)
         if not probes:
-            return Normalized(t, range(len(text) + 1), decoded)
-        off: np.ndarray | None = None  # identity, until a step drops characters
+            return Normalized(t, decoded, text, range(len(text) + 1))
     else:
         data = text.encode("utf-8", "surrogatepass")
         decode_probes, _, b64_ends = _probe(_DECODE_DB, data)
         decoded = _decode_spans(text, data, decode_probes, b64_ends)
-        t, off = _fold_non_ascii(text)
+        t = _fold_text(text)
         probes = _hs.scan_ids(_EDIT_DB, t.encode("utf-8", "surrogatepass"))
+    if _P_SPACED in probes:
+        t = _collapse_spacing_text(t)
+    if _P_WS in probes or _P_CTRL in probes:
+        t = _collapse_whitespace_text(t, _P_CTRL in probes)
+    return Normalized(t, decoded, text)
+
+
+def _mapped(text: str) -> tuple[str, Sequence[int]]:
+    """The normalised text and its offsets, computed together (numpy); ``normalize`` gives the same text."""
+    if text.isascii():
+        t = text.lower()
+        off: np.ndarray | None = None  # identity, until a step drops characters
+    else:
+        t, off = _fold_non_ascii(text)
+    probes = _hs.scan_ids(_EDIT_DB, t.encode("utf-8", "surrogatepass"))
+    if not probes and off is None:
+        return t, range(len(text) + 1)
     if _P_SPACED in probes:
         t, off = _collapse_spacing(t, np.arange(len(t), dtype=np.int64) if off is None else off)
     if _P_WS in probes or _P_CTRL in probes:
@@ -465,4 +549,6 @@ def normalize(text: str) -> Normalized:
     offsets = array("q")
     offsets.frombytes(off.astype(np.int64, copy=False).tobytes())
     offsets.append(len(text))
-    return Normalized(t, offsets, decoded)
+    return t, offsets
+
+

@@ -177,3 +177,43 @@ def test_whitespace_run_with_a_late_newline_and_control_characters_in_non_ascii_
     newline = n.text.index("\n")
     assert n.offsets[newline] == text.index(" ")
     assert n.offsets[n.text.index("word")] == text.index("word")
+
+
+# --- the text pass and the mapped (offsets) pass -------------------------------------------------------------
+
+_ALPHABET = (
+    list("abcdefghijklmnopqrstuvwxyzIGNORE0123456789")
+    + [" "] * 12 + ["\n"] * 4 + ["\t", "\r", "\f", "\v", ".", "-", "_", "*", "|", "/", ",", ":", "'", '"', "="]
+    + ["\x00", "\x07", "\x1f", "\x7f", "\u200b", "\u200d", "\u202e", "\U000e0041", "\u0301", "\u00a0", "\u3000",
+       "\u2028", "\u0430", "\u0456", "\u03bf", "\ufb01", "\uff29", "\u00e9", "\u00df", "\u4e2d", "\u2019", "\u2460"]
+)
+
+
+def test_the_text_pass_and_the_mapped_pass_agree_on_random_evasion_text():
+    import random
+
+    from detectors.normalize import _mapped
+
+    rng = random.Random(20261125)
+    for _ in range(3000):
+        text = "".join(rng.choice(_ALPHABET) for _ in range(rng.randint(0, 60)))
+        if rng.random() < 0.3:
+            text = " ".join(text)  # letter spacing around everything
+        n = normalize(text)
+        mapped_text, offsets = _mapped(text)
+        assert n.text == mapped_text, repr(text)
+        assert list(n.offsets) == list(offsets)
+        assert len(offsets) == len(n.text) + 1 and offsets[-1] == len(text)
+
+
+def test_a_long_whitespace_run_collapses_in_few_passes():
+    text = "ignore" + " " * 100_000 + "\n" * 50_000 + "\t \r" * 10_000 + "previous"
+    assert normalize(text).text == "ignore\nprevious"
+    assert normalize(text).to_original(7, 15) == (len(text) - 8, len(text))
+
+
+def test_offsets_are_only_computed_when_asked_for():
+    n = normalize("please  ig\u200bnore   the rules")
+    assert n._offsets is None
+    assert n.to_original(7, 13) == (8, 15)
+    assert n._offsets is not None
