@@ -19,16 +19,14 @@ spans: a detector scans them as well.
 
 Speed (the result is the same on every path):
 
-* the text is built by C-speed string operations only; the offsets, which only
-  redaction needs, come from a second, numpy-based pass over the original the
-  first time ``Normalized.offsets`` is read (tests hold the two passes to the same
-  text);
+* the text is built without offsets; the offsets, which only redaction needs, come
+  from a second pass over the original the first time ``Normalized.offsets`` is read
+  (tests hold the two passes to the same text);
 * pure-ASCII text is probed for encodings and edits in one Hyperscan scan; without
   whitespace runs, control characters or the spacing trick it costs one ``str.lower``
   and that scan, and its offsets are a ``range``;
 * non-ASCII characters are found with numpy (long texts) and folded run by run;
-* whitespace runs collapse by ``str.replace`` passes that halve a run each time
-  (logarithmic in its length); the mapped pass finds them on a one-byte-per-character
+* whitespace runs and control characters are found on a one-byte-per-character
   ASCII image of the text with ``bytes.translate`` and numpy;
 * the base64 and spacing regexes run only where a Hyperscan probe reported a
   candidate, never over the whole text.
@@ -216,34 +214,10 @@ def _collapse_spacing(t: str, off: np.ndarray) -> tuple[str, np.ndarray]:
     return _collapse_spacing_text(t), off[keep]
 
 
-_CTRL_RE = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
-
-
-def _collapse_whitespace_text(t: str, has_ctrl: bool) -> str:
-    """What ``_collapse_whitespace`` makes of ``t``, by C-speed ``str`` replacements only.
-
-    Tab, CR, FF and VT become spaces; runs of spaces halve per pass (logarithmic, never quadratic); single
-    spaces next to a newline go; newline runs halve per pass. Control characters go last, so one between two
-    spaces separates two runs, as in the mapped pass.
-    """
-    for ch in "\t\r\f\v":
-        if ch in t:
-            t = t.replace(ch, " ")
-    while "  " in t:
-        t = t.replace("  ", " ")
-    if " \n" in t:
-        t = t.replace(" \n", "\n")
-    if "\n " in t:
-        t = t.replace("\n ", "\n")
-    while "\n\n" in t:
-        t = t.replace("\n\n", "\n")
-    return _CTRL_RE.sub("", t) if has_ctrl else t
-
-
-def _collapse_whitespace(t: str, off: np.ndarray | None, has_ctrl: bool) -> tuple[str, np.ndarray]:
+def _collapse_whitespace(t: str, has_ctrl: bool) -> tuple[str, np.ndarray]:
     """Drop control characters; a whitespace run becomes one space, or one newline if it held one.
 
-    ``off`` None stands for the identity map. The run structure is computed on a one-byte-per-character
+    Returns the new text and the mask of the characters of ``t`` it keeps. The run structure is computed on a one-byte-per-character
     ASCII image of ``t`` (non-ASCII characters become ``?``, which is neither whitespace nor control).
     """
     is_ascii = t.isascii()
@@ -278,7 +252,7 @@ def _collapse_whitespace(t: str, off: np.ndarray | None, has_ctrl: bool) -> tupl
     else:
         out = np.frombuffer(bytearray(mapped), dtype=dtype)
         out[lost_nl] = 10
-    return out[keep].tobytes().decode(codec), (keep.nonzero()[0] if off is None else off[keep])
+    return out[keep].tobytes().decode(codec), keep
 
 
 _RUN_CACHE: dict[str, tuple[str, tuple[int, ...] | None]] = {}
@@ -526,7 +500,7 @@ def normalize(text: str) -> Normalized:
     if _P_SPACED in probes:
         t = _collapse_spacing_text(t)
     if _P_WS in probes or _P_CTRL in probes:
-        t = _collapse_whitespace_text(t, _P_CTRL in probes)
+        t = _collapse_whitespace(t, _P_CTRL in probes)[0]
     return Normalized(t, decoded, text)
 
 
@@ -543,7 +517,8 @@ def _mapped(text: str) -> tuple[str, Sequence[int]]:
     if _P_SPACED in probes:
         t, off = _collapse_spacing(t, np.arange(len(t), dtype=np.int64) if off is None else off)
     if _P_WS in probes or _P_CTRL in probes:
-        t, off = _collapse_whitespace(t, off, _P_CTRL in probes)
+        t, keep = _collapse_whitespace(t, _P_CTRL in probes)
+        off = keep.nonzero()[0] if off is None else off[keep]
     if off is None:
         off = np.arange(len(t), dtype=np.int64)
     offsets = array("q")

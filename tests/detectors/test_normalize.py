@@ -206,7 +206,7 @@ def test_the_text_pass_and_the_mapped_pass_agree_on_random_evasion_text():
         assert len(offsets) == len(n.text) + 1 and offsets[-1] == len(text)
 
 
-def test_a_long_whitespace_run_collapses_in_few_passes():
+def test_a_long_whitespace_run_collapses_to_one_newline_and_maps_back():
     text = "ignore" + " " * 100_000 + "\n" * 50_000 + "\t \r" * 10_000 + "previous"
     assert normalize(text).text == "ignore\nprevious"
     assert normalize(text).to_original(7, 15) == (len(text) - 8, len(text))
