@@ -650,8 +650,20 @@ def _url_family(recognizer: EntityRecognizer) -> _Family | None:
             depth -= c == ")"
             i += 1
             if depth == 0:
-                return _Family((r"[a-z0-9.\-]" + regex[at:i],), 80, in_token=True)
+                group = regex[at:i]
+                # The anchor is one host character, the dot and a domain from the list: a window
+                # reaching back that far from the anchor's end holds the anchor's whole token.
+                inner = group[len("[.](?:"):-1]
+                names = _URL_TLD_ALTERNATIVE.findall(inner)
+                plain = names and "|".join(f"(?:{n})" for n in names) == inner
+                back = 2 + max(map(len, names)) if plain else _URL_BACK_FALLBACK
+                return _Family((r"[a-z0-9.\-]" + group,), back, in_token=True)
     return None
+
+
+_URL_TLD_ALTERNATIVE = re.compile(r"\(\?:([a-z0-9\-]+)\)")
+# Domain alternatives that are not plain names (a changed Presidio pattern): a generous reach.
+_URL_BACK_FALLBACK = 80
 
 
 def _to_char_offsets(

@@ -155,6 +155,9 @@ def test_results_equal_presidio_on_adversarial_layouts(engine) -> None:
         "numbers 12 34 56 78 90 12 34 56 78 90 12 34 56 and then words words",
         "mixed a1b2c3 and 555-0147 with ext. 12 and +44 20 7946 0958 and 01 23 45 67 89",
         "url example.community and e.g. foo.bar.io/path and 'www.test.com'",
+        # URLs whose host runs far before the domain the anchor sees, glued to words and quotes
+        "see " + "sub." * 70 + "example.international/a/b?c=d, then \"https://" + "a" * 200 + ".co.uk/x\" ok",
+        "words words https://docs.example.com/" + "p" * 300 + " and 'example.org' and www2.test.photography",
         # non-ASCII text: byte offsets of the prefilter become character offsets
         "Grüße — am 12.03.2024 um 10:30, Karte 4111 1111 1111 1111, SSN 536-22-8726",
         "电话 ０３-１２３４-５６７８，日期 2024-01-02，编号 {{#1761815388187.name#}}",
