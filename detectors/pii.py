@@ -418,14 +418,16 @@ def _short_phone_numbers(regions: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
-#: Characters that leave a candidate's digits unbounded, so the :class:`_PhoneGate` lets
-#: it through: a plus sign (a country code follows), a letter (a vanity number maps A-Z
-#: to keypad digits), a digit-valued character that is no decimal digit (a superscript).
-_PHONE_UNBOUNDED = re.compile(
-    r"[^\W\d_]|["
-    + re.escape(getattr(phonenumbers.phonenumberutil, "_PLUS_CHARS", "+\uff0b"))
-    + "]"
+#: A plus sign leaves a candidate's digits unbounded (a country code follows).
+_PHONE_PLUS = re.compile(
+    "[" + re.escape(getattr(phonenumbers.phonenumberutil, "_PLUS_CHARS", "+\uff0b")) + "]"
 )
+#: Letters and digit-valued characters that are no decimal digit (a superscript).
+_PHONE_NON_DECIMAL = re.compile(r"[^\W\d_]")
+_ASCII_LETTER = re.compile(r"[A-Za-z]")
+#: libphonenumber reads A-Z as keypad digits only when a number holds three or more of them
+#: (``_VALID_ALPHA_PHONE_PATTERN``, a vanity number); fewer are stripped like punctuation.
+_VANITY_LETTERS = 3
 _DECIMAL = re.compile(r"\d")
 # A national-prefix transform rule made only of group references keeps a substring.
 _GROUPS_ONLY = re.compile(r"(?:[\\$]\d)*")
@@ -434,8 +436,10 @@ _GROUPS_ONLY = re.compile(r"(?:[\\$]\d)*")
 class _PhoneGate:
     """Phone candidates that provably parse to no valid number, per default region.
 
-    Applies only to a candidate without plus sign or letter, whose decimal digits do not
-    start with the region's international prefix, in a region whose national-prefix rule
+    Applies only to a candidate without plus sign, without digit-valued characters that
+    are no decimal digit, and with fewer than three ASCII letters (fewer are stripped, not
+    read as keypad digits: "1080x1080" is a number with an extension at most), whose
+    decimal digits do not start with the region's international prefix, in a region whose national-prefix rule
     (if any) only removes or reorders digits. libphonenumber then keeps the region's
     country code (stripping it, if written in front) and takes the national number from
     the candidate's digits, at most as many as the candidate has:
@@ -466,7 +470,13 @@ class _PhoneGate:
 
     def number(self, candidate: str) -> str | None:
         """The candidate's decimal digits (as ASCII), or ``None`` when the gate does not apply."""
-        if _PHONE_UNBOUNDED.search(candidate) is not None:
+        if _PHONE_PLUS.search(candidate) is not None:
+            return None
+        others = _PHONE_NON_DECIMAL.findall(candidate)
+        if others and (
+            len(_ASCII_LETTER.findall(candidate)) >= _VANITY_LETTERS
+            or any(unicodedata.digit(c, None) is not None for c in others)
+        ):
             return None
         digits = "".join(_DECIMAL.findall(candidate))
         return (

@@ -280,9 +280,9 @@ _NUMBER_TYPES = (
     phonenumbers.PhoneNumberType.TOLL_FREE,
     phonenumbers.PhoneNumberType.SHARED_COST,
 )
-_SEPARATORS = ("", "", " ", "-", ".", "/", " - ", "\u2013", "\u00a0", "(", ")", "  ")
+_SEPARATORS = ("", "", " ", "-", ".", "/", " - ", "\u2013", "\u00a0", "(", ")", "  ", "x")
 _LEADS = ("", "", "", "+", "\uff0b", "(", "00", "011", "0", "1", "+1 ", "+44 ", "(+49) ")
-_TAILS = ("", "", "", " x12", " ext. 7", "#", "#12", ";ext=3", "x", "abc", "%", "$", "5")
+_TAILS = ("", "", "", " x12", " ext. 7", "#", "#12", ";ext=3", "x", "abc", "%", "$", "5", "x1080", "ab", "\u00e9", "\u00b2")
 
 
 def _example_digits(rng: random.Random) -> str:
@@ -418,23 +418,31 @@ def test_non_ascii_digit_anchor_matches_exactly_pythons_non_ascii_digits() -> No
     assert "\u0660" in found and "\uff10" in found and "7" not in found
 
 
-def test_phone_gate_lets_through_every_character_that_can_add_a_digit() -> None:
-    """Plus signs, letters (vanity numbers) and digit-valued non-decimals are all caught."""
+def test_phone_gate_bounds_only_candidates_whose_every_digit_is_a_decimal_digit() -> None:
+    """Plus signs, digit-valued non-decimals and vanity letters leave a candidate unbounded.
+
+    libphonenumber reads letters as keypad digits (after upper-casing them) only when the
+    number holds three ASCII letters or more; below that it keeps just the characters that
+    have a digit value. So a bounded candidate may hold letters, never a plus sign or a
+    digit-valued character that is no decimal digit, and never three ASCII letters.
+    """
     import unicodedata
 
-    from detectors.pii import _PHONE_UNBOUNDED
+    from detectors.pii import _PhoneGate
 
     util = phonenumbers.phonenumberutil
-    keypad = set(util._ALPHA_PHONE_MAPPINGS)
+    gate = _PhoneGate(("US",))
     for i in range(sys.maxunicode + 1):
         c = chr(i)
         if c.isdecimal():
             continue
-        risky = (
-            c in util._PLUS_CHARS
-            or c.isalpha()
-            or unicodedata.digit(c, -1) != -1
-            or any(u in keypad for u in c.upper())
-        )
-        if risky:
-            assert _PHONE_UNBOUNDED.match(c), hex(i)
+        if gate.number(f"555{c}1234") is not None:
+            assert c not in util._PLUS_CHARS and unicodedata.digit(c, -1) == -1, hex(i)
+    letters = "".join(chr(i) for i in range(128) if chr(i).isalpha())
+    for a in letters:
+        assert gate.number(f"555 {a}{a} 1234") == "5551234"
+        assert gate.number(f"555 {a}{a}{a} 1234") is None
+        # The vanity reading needs exactly that: three ASCII letters, whatever else is there.
+        assert util.fullmatch(util._VALID_ALPHA_PHONE_PATTERN, f"555 {a}{a}{a} 1234")
+        assert not util.fullmatch(util._VALID_ALPHA_PHONE_PATTERN, f"555 {a}{a}\u0131\u00e9 1234")
+        assert util._normalize(f"555 {a}{a}\u0131\u00e9 1234") == "5551234"
