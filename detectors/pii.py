@@ -61,6 +61,7 @@ import logging
 import re
 import sys
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -702,8 +703,18 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
+#: Texts longer than this are not remembered (a cache entry holds its text).
+_CACHE_MAX_CHARS = 1 << 14
+
+
 class PiiDetector:
-    """Presidio-equivalent PII scanner; build once, call :meth:`scan` per text."""
+    """Presidio-equivalent PII scanner; build once, call :meth:`scan` per text.
+
+    Chat clients resend the whole conversation every turn, so :meth:`scan` remembers the
+    findings of the last ``cache_size`` texts (up to 16 KiB characters each; 0 turns it
+    off). Findings depend on the text and this detector's configuration only. Share one
+    detector within one thread (the proxy's event loop), as the cache is not locked.
+    """
 
     def __init__(
         self,
@@ -711,7 +722,12 @@ class PiiDetector:
         score_threshold: float = DEFAULT_SCORE_THRESHOLD,
         *,
         ner: bool = False,
+        cache_size: int = 1024,
     ) -> None:
+        if cache_size < 0:
+            raise ValueError("cache_size must be >= 0")
+        self._cache: OrderedDict[str, tuple[PiiFinding, ...]] = OrderedDict()
+        self._cache_size = cache_size
         self.entities: tuple[str, ...] = (
             tuple(entities) if entities is not None else DEFAULT_ENTITIES
         )
@@ -1036,10 +1052,20 @@ class PiiDetector:
         return EntityRecognizer.remove_duplicates(results) if results else results
 
     def scan(self, text: str) -> list[PiiFinding]:
-        """Findings ordered by position."""
+        """Findings ordered by position (a new list each call)."""
+        remember = 0 < self._cache_size and len(text) <= _CACHE_MAX_CHARS
+        if remember:
+            hit = self._cache.get(text)
+            if hit is not None:
+                self._cache.move_to_end(text)
+                return list(hit)
         found = [
             PiiFinding(r.entity_type, r.start, r.end, r.score)
             for r in self.scan_results(text)
         ]
         found.sort(key=lambda f: (f.start, f.end, f.entity_type))
+        if remember:
+            self._cache[text] = tuple(found)
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
         return found

@@ -446,3 +446,41 @@ def test_phone_gate_bounds_only_candidates_whose_every_digit_is_a_decimal_digit(
         assert util.fullmatch(util._VALID_ALPHA_PHONE_PATTERN, f"555 {a}{a}{a} 1234")
         assert not util.fullmatch(util._VALID_ALPHA_PHONE_PATTERN, f"555 {a}{a}\u0131\u00e9 1234")
         assert util._normalize(f"555 {a}{a}\u0131\u00e9 1234") == "5551234"
+
+
+# --- result cache: a conversation's earlier turns are not analysed again ----------------------------------
+
+
+def test_a_repeated_text_is_answered_from_the_cache_with_a_fresh_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    detector = PiiDetector(cache_size=2)
+    runs: list[str] = []
+    real = detector.scan_results
+    monkeypatch.setattr(detector, "scan_results", lambda text: (runs.append(text), real(text))[1])
+    text = "write to jane.doe@example.com today"
+    first = detector.scan(text)
+    first.clear()  # a caller's list is its own
+    again = detector.scan(text)
+    assert again == PiiDetector(cache_size=0).scan(text)
+    assert ("EMAIL_ADDRESS", 9, 29) in [(f.entity_type, f.start, f.end) for f in again]
+    assert runs == [text]
+
+
+def test_the_cache_keeps_only_the_most_recent_texts_and_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    for size, expected_runs in ((2, 4), (0, 6)):
+        detector = PiiDetector(cache_size=size)
+        runs: list[str] = []
+        real = detector.scan_results
+        monkeypatch.setattr(detector, "scan_results", lambda text, runs=runs, real=real: (runs.append(text), real(text))[1])
+        for text in ("a@example.com", "b@example.com", "a@example.com", "c@example.com", "b@example.com", "c@example.com"):
+            detector.scan(text)
+        # size 2: "a" is remembered once, "b" was evicted by "c" before it came back, "c" is remembered
+        assert len(runs) == expected_runs
+
+
+def test_long_texts_are_not_remembered() -> None:
+    detector = PiiDetector(cache_size=8)
+    long_text = "mail a@example.com " + "x" * 20_000
+    assert "EMAIL_ADDRESS" in {f.entity_type for f in detector.scan(long_text)}
+    assert long_text not in detector._cache
+    with pytest.raises(ValueError):
+        PiiDetector(cache_size=-1)
