@@ -5,6 +5,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS="" \
     CASEMATE_DATA_DIR=/var/lib/casemate \
+    CASEMATE_HS_CACHE_DIR=/var/lib/casemate/hyperscan \
     CASEMATE_HOST=0.0.0.0 \
     CASEMATE_ADMIN_HOST=0.0.0.0 \
     PATH=/opt/casemate/.venv/bin:$PATH

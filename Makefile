@@ -5,6 +5,8 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 export TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS :=
 export CASEMATE_DATA_DIR ?= $(CURDIR)/data
+# Compiled detector databases, reused across process starts (detectors/_hs.py).
+export CASEMATE_HS_CACHE_DIR ?= $(CURDIR)/.cache/hyperscan
 
 .PHONY: run test install dev bench eval train-detectors services migrate clean
 
@@ -45,4 +47,4 @@ train-detectors: dev
 	$(PY) -m bench.train_injection
 
 clean:
-	rm -rf $(VENV) data .pytest_cache
+	rm -rf $(VENV) data .pytest_cache .cache

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import hyperscan
 
+from . import _hs
 from .pii import PiiDetector
 from .secrets import SecretsDetector, _hyperscan_form
 
@@ -134,13 +135,7 @@ class OutputScanner:
         patterns.append(CANARY_PATTERN.encode())
         flags.append(0)
         self._meta.append((_KIND_CANARY, _CANARY_LEN))
-        self._db = hyperscan.Database(mode=hyperscan.HS_MODE_STREAM)
-        self._db.compile(
-            expressions=patterns,
-            ids=list(range(len(patterns))),
-            elements=len(patterns),
-            flags=flags,
-        )
+        self._db = _hs.compile_stream(patterns, flags)
 
     def open(
         self, system_prompt: str | None = None, canary: str | None = None

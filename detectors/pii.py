@@ -807,8 +807,7 @@ class PiiDetector:
         )
         # Gate pattern id -> index of its recognizer in ``_recognizers``. A recognizer with
         # a pattern Hyperscan cannot take stays ungated.
-        gates: list[str] = []
-        self._gate_of: list[int] = []
+        gate_pairs: list[tuple[str, int]] = []
         gated: set[int] = set()
         for i, (rec, _, fams) in enumerate(self._recognizers):
             if "digits" not in fams:
@@ -816,8 +815,12 @@ class PiiDetector:
             gate = _gate_patterns(rec, self.score_threshold)
             if gate and all(_prefilter_compiles(p) for p in gate):
                 gated.add(i)
-                gates.extend(gate)
-                self._gate_of.extend([i] * len(gate))
+                gate_pairs.extend((p, i) for p in gate)
+        # Presidio's registry order varies between processes; sorted, the database is the same
+        # in every process (and its compiled form can be reused, see ``_hs``).
+        gate_pairs.sort(key=lambda pair: pair[0])
+        gates = [p for p, _ in gate_pairs]
+        self._gate_of: list[int] = [i for _, i in gate_pairs]
         self._gated = frozenset(gated)
         self._gate_families = frozenset(
             f for i in gated for f in self._recognizers[i][2]

@@ -13,6 +13,12 @@ from typing import Any
 import httpx
 import yaml
 
+
+def inherited(name: str) -> bool:
+    """The parent's environment minus its Casemate settings; compiled detector databases are shared."""
+    return not name.startswith("CASEMATE_") or name == "CASEMATE_HS_CACHE_DIR"
+
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -105,7 +111,7 @@ class CasemateServer:
         self.path.write_text(yaml.safe_dump(cfg))
         self.url = f"http://127.0.0.1:{self.port}"
         self.admin_url = f"http://127.0.0.1:{self.admin_port}"
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("CASEMATE_")}
+        full_env = {k: v for k, v in os.environ.items() if inherited(k)}
         full_env["TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS"] = ""
         full_env.update(env or {})
         self.log_path = tmp / "casemate.log"

@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import REDIS_URL
-from tests.e2e.harness import ROOT, CasemateServer, base_config, free_port, wait_http
+from tests.e2e.harness import ROOT, CasemateServer, base_config, free_port, inherited, wait_http
 
 KEY = "cm_live_" + "procKey0123456789abcdefghijklmnopqrstuv"
 
@@ -82,7 +82,7 @@ def test_graceful_shutdown_completes_an_in_flight_stream(mock_upstream, tmp_path
 
 def test_demo_mode_writes_a_private_key_and_serves_a_round_trip(tmp_path):
     port, admin_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CASEMATE_") and k != "OPENAI_API_KEY"}
+    env = {k: v for k, v in os.environ.items() if inherited(k) and k != "OPENAI_API_KEY"}
     env.update({"CASEMATE_DATA_DIR": str(tmp_path / "data"), "TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS": ""})
     proc = subprocess.Popen([sys.executable, "-m", "proxy.cli", "serve", "--demo", "--port", str(port),
                              "--admin-port", str(admin_port)], cwd=ROOT, env=env,
