@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _hs
+from ._lru import TextLRU
 from .normalize import Normalized, normalize
 from .rules.injection_rules import CATEGORIES, RULES, InjectionRule
 
@@ -329,7 +329,9 @@ def _load_model(path: Path) -> _Model:
     return _Model(weights, bias, (calib[0], calib[1], calib[2]), model_roles, gate, thresholds, band)
 
 
+# Remembered texts: at most 64 Ki characters each and 4 Mi characters together (see ``_lru``).
 _CACHE_MAX_CHARS = 1 << 16
+_CACHE_TOTAL_CHARS = 1 << 22
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,8 +367,7 @@ class InjectionDetector:
         self.thresholds: dict[str, float] = merged
         self.band: tuple[float, float] = uncertain_band or self._model.band
         # Chat requests resend the system prompt and the history every turn: remember recent texts.
-        self._cache: OrderedDict[str, _Tiers] = OrderedDict()
-        self._cache_size = cache_size
+        self._cache: TextLRU[_Tiers] = TextLRU(cache_size, _CACHE_TOTAL_CHARS, _CACHE_MAX_CHARS)
         # Signature contexts (embedded or not) of the roles that consult the model.
         self._model_contexts = frozenset(role in EMBEDDED_ROLES for role in self._model.model_roles)
 
@@ -378,17 +379,11 @@ class InjectionDetector:
 
     def _tiers(self, text: str) -> _Tiers:
         """Matched rules and model logit: the part of a scan that does not depend on the role."""
-        if self._cache_size <= 0 or len(text) > _CACHE_MAX_CHARS:
-            return self._tiers_uncached(text)
-        cache = self._cache
-        hit = cache.get(text)
+        hit = self._cache.get(text)
         if hit is not None:
-            cache.move_to_end(text)
             return hit
         res = self._tiers_uncached(text)
-        cache[text] = res
-        if len(cache) > self._cache_size:
-            cache.popitem(last=False)
+        self._cache.put(text, res)
         return res
 
     def _tiers_uncached(self, text: str) -> _Tiers:

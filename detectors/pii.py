@@ -61,7 +61,6 @@ import logging
 import re
 import sys
 import unicodedata
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -79,6 +78,7 @@ from presidio_analyzer.nlp_engine import NlpArtifacts, NoOpNlpEngine
 from presidio_analyzer.predefined_recognizers import PhoneRecognizer
 
 from . import _hs
+from ._lru import TextLRU
 
 __all__ = [
     "DEFAULT_ENTITIES",
@@ -703,16 +703,17 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
-#: Texts longer than this are not remembered (a cache entry holds its text).
+#: Remembered texts: at most 16 Ki characters each and 4 Mi characters together (see ``_lru``).
 _CACHE_MAX_CHARS = 1 << 14
+_CACHE_TOTAL_CHARS = 1 << 22
 
 
 class PiiDetector:
     """Presidio-equivalent PII scanner; build once, call :meth:`scan` per text.
 
     Chat clients resend the whole conversation every turn, so :meth:`scan` remembers the
-    findings of the last ``cache_size`` texts (up to 16 KiB characters each; 0 turns it
-    off). Findings depend on the text and this detector's configuration only. Share one
+    findings of the last ``cache_size`` texts (up to 16 Ki characters each, 4 Mi in all; 0
+    turns it off). Findings depend on the text and this detector's configuration only. Share one
     detector within one thread (the proxy's event loop), as the cache is not locked.
     """
 
@@ -726,8 +727,9 @@ class PiiDetector:
     ) -> None:
         if cache_size < 0:
             raise ValueError("cache_size must be >= 0")
-        self._cache: OrderedDict[str, tuple[PiiFinding, ...]] = OrderedDict()
-        self._cache_size = cache_size
+        self._cache: TextLRU[tuple[PiiFinding, ...]] = TextLRU(
+            cache_size, _CACHE_TOTAL_CHARS, _CACHE_MAX_CHARS
+        )
         self.entities: tuple[str, ...] = (
             tuple(entities) if entities is not None else DEFAULT_ENTITIES
         )
@@ -1056,19 +1058,13 @@ class PiiDetector:
 
     def scan(self, text: str) -> list[PiiFinding]:
         """Findings ordered by position (a new list each call)."""
-        remember = 0 < self._cache_size and len(text) <= _CACHE_MAX_CHARS
-        if remember:
-            hit = self._cache.get(text)
-            if hit is not None:
-                self._cache.move_to_end(text)
-                return list(hit)
+        hit = self._cache.get(text)
+        if hit is not None:
+            return list(hit)
         found = [
             PiiFinding(r.entity_type, r.start, r.end, r.score)
             for r in self.scan_results(text)
         ]
         found.sort(key=lambda f: (f.start, f.end, f.entity_type))
-        if remember:
-            self._cache[text] = tuple(found)
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+        self._cache.put(text, tuple(found))
         return found
