@@ -192,11 +192,11 @@ def _spaced_matches(t: str) -> Iterator[re.Match[str]]:
             pos = m.end()
 
 
-def _collapse_spacing_text(t: str) -> str:
+def _collapse_spacing_text(t: str, matches: Iterable[re.Match[str]] | None = None) -> str:
     """``t`` with every letter-spaced word ("i g n o r e") written without its separators."""
     out: list[str] = []
     pos = 0
-    for m in _spaced_matches(t):
+    for m in _spaced_matches(t) if matches is None else matches:
         s, e = m.span()
         out.append(t[pos:s])
         out.append(_SPACED_SEPS.sub("", m.group()))
@@ -206,12 +206,13 @@ def _collapse_spacing_text(t: str) -> str:
 
 
 def _collapse_spacing(t: str, off: np.ndarray) -> tuple[str, np.ndarray]:
+    matches = list(_spaced_matches(t))
     keep = np.ones(len(t), dtype=bool)
-    for m in _spaced_matches(t):
+    for m in matches:
         s, e = m.span()
         # Separators sit at every odd position of the match.
         keep[s + 1:e:2] = False
-    return _collapse_spacing_text(t), off[keep]
+    return _collapse_spacing_text(t, matches), off[keep]
 
 
 _CTRL_RE = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
@@ -245,8 +246,9 @@ def _collapse_whitespace_text(t: str, has_ctrl: bool) -> str:
 def _collapse_whitespace(t: str, has_ctrl: bool) -> tuple[str, np.ndarray]:
     """Drop control characters; a whitespace run becomes one space, or one newline if it held one.
 
-    Returns the new text and the mask of the characters of ``t`` it keeps. The run structure is computed on a one-byte-per-character
-    ASCII image of ``t`` (non-ASCII characters become ``?``, which is neither whitespace nor control).
+    Returns the new text and the mask of the characters of ``t`` it keeps. The run structure is computed
+    on a one-byte-per-character ASCII image of ``t`` (non-ASCII characters become ``?``, which is neither
+    whitespace nor control).
     """
     is_ascii = t.isascii()
     image = t.encode("ascii") if is_ascii else t.encode("ascii", "replace")
