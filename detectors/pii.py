@@ -61,6 +61,7 @@ import logging
 import re
 import sys
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -434,6 +435,11 @@ _DECIMAL = re.compile(r"\d")
 _GROUPS_ONLY = re.compile(r"(?:[\\$]\d)*")
 
 
+# (candidate, default region, leniency, character before, character after): what a verdict depends on.
+_VerdictKey = tuple[str, str, int, str, str]
+_VERDICTS_MAX = 4096
+
+
 class _PhoneGate:
     """Phone candidates that provably parse to no valid number, per default region.
 
@@ -452,8 +458,14 @@ class _PhoneGate:
       parsed them (dropping any would leave too few): valid only if listed there.
     """
 
-    def __init__(self, regions: Sequence[str]) -> None:
+    def __init__(self, regions: Sequence[str], verdicts_max: int = 0) -> None:
         self.short = frozenset(_short_phone_numbers(tuple(regions)))
+        # libphonenumber's verdicts, shared by the calls of one recognizer (see :class:`_PhoneCall`):
+        # dates, sizes and ids recur across messages. None: each call keeps its own only.
+        self.verdicts: OrderedDict[_VerdictKey, phonenumbers.PhoneNumber | None] | None = (
+            OrderedDict() if verdicts_max > 0 else None
+        )
+        self.verdicts_max = verdicts_max
         # region -> (fewest digits valid under its country code, its international prefix)
         self.regional: dict[str, tuple[int, re.Pattern[str] | None]] = {}
         for region in regions:
@@ -503,7 +515,8 @@ class _PhoneGate:
 
 
 class _PhoneCall:
-    """One phone recognizer call: libphonenumber's per-candidate verdicts, remembered.
+    """One phone recognizer call: libphonenumber's per-candidate verdicts, remembered (across
+    calls, in the gate's bounded ``verdicts``).
 
     The verdict of ``PhoneNumberMatcher._parse_and_verify`` depends on the candidate, the
     default region, the leniency and the characters just before and after the candidate,
@@ -515,10 +528,9 @@ class _PhoneCall:
     def __init__(self, gate: _PhoneGate, leniency: int) -> None:
         self.gate = gate
         self._gated = leniency >= phonenumbers.Leniency.VALID
+        self._leniency = leniency
         self._numbers: dict[str, str | None] = {}
-        self._verdicts: dict[
-            tuple[str, str, str, str], phonenumbers.PhoneNumber | None
-        ] = {}
+        self._verdicts: dict[_VerdictKey, phonenumbers.PhoneNumber | None] = {}
 
     def parse_and_verify(
         self, matcher: _PhoneMatcher, candidate: str, offset: int
@@ -536,9 +548,14 @@ class _PhoneCall:
         key = (
             candidate,
             region,
+            self._leniency,
             text[offset - 1] if offset > 0 else "",
             text[end] if end < len(text) else "",
         )
+        shared = self.gate.verdicts
+        if key not in self._verdicts and shared is not None and key in shared:
+            shared.move_to_end(key)
+            self._verdicts[key] = shared[key]
         if key in self._verdicts:
             parsed = self._verdicts[key]
             return (
@@ -547,7 +564,12 @@ class _PhoneCall:
                 else phonenumbers.PhoneNumberMatch(offset, candidate, parsed)
             )
         found = matcher.verify_uncached(candidate, offset)
-        self._verdicts[key] = None if found is None else found.number
+        parsed = None if found is None else found.number
+        self._verdicts[key] = parsed
+        if shared is not None:
+            shared[key] = parsed
+            if len(shared) > self.gate.verdicts_max:
+                shared.popitem(last=False)
         return found
 
 
@@ -770,7 +792,7 @@ class PiiDetector:
         # id(recognizer) -> its regions' gate, for Presidio's phone recognizer, analysed by
         # :func:`_phone_analyze` (same results) instead of its own ``analyze``.
         self._fast_phone: dict[int, _PhoneGate] = {
-            id(rec): _PhoneGate(tuple(rec.supported_regions))
+            id(rec): _PhoneGate(tuple(rec.supported_regions), _VERDICTS_MAX if cache_size else 0)
             for rec, _, _ in self._recognizers
             if _fast_phone_ok(rec)
         }

@@ -361,11 +361,12 @@ def _phone_text(rng: random.Random) -> str:
 def test_phone_fast_path_equals_presidio_phone_recognizer(
     regions: tuple[str, ...], leniency: int
 ) -> None:
-    """``_phone_analyze`` returns what ``PhoneRecognizer.analyze`` does (randomised texts)."""
+    """``_phone_analyze`` returns what ``PhoneRecognizer.analyze`` does (randomised texts), also with
+    libphonenumber verdicts remembered from earlier texts."""
     from detectors.pii import _phone_analyze, _PhoneGate
 
     rec = PhoneRecognizer(supported_regions=regions, leniency=leniency)
-    gate = _PhoneGate(regions)
+    gate = _PhoneGate(regions, verdicts_max=64)  # verdicts shared across the texts, with evictions
     rng = random.Random(7)
     found = 0
     for _ in range(600):
@@ -484,3 +485,28 @@ def test_long_texts_are_not_remembered() -> None:
     assert long_text not in detector._cache
     with pytest.raises(ValueError):
         PiiDetector(cache_size=-1)
+
+
+def test_phone_verdicts_are_shared_across_texts_unless_caching_is_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A size or date met in one message is not parsed again by libphonenumber in the next one."""
+    from detectors import pii
+
+    parses: list[str] = []
+    real = pii._PhoneMatcher.verify_uncached
+
+    def counted(self, candidate: str, offset: int):
+        parses.append(candidate)
+        return real(self, candidate, offset)
+
+    monkeypatch.setattr(pii._PhoneMatcher, "verify_uncached", counted)
+    texts = ("render it at 1080x1080 pixels", "a square 1080x1080 image")
+    for size, shared in ((8, True), (0, False)):
+        detector = PiiDetector(cache_size=size)
+        parses.clear()
+        first = [detector.scan(t) for t in texts]
+        once = len([c for c in parses if c == "1080x1080"])
+        assert once > 0
+        parses.clear()
+        detector.scan("the 1080x1080 version")  # another text, the same candidate between spaces
+        assert bool(parses) is not shared
+        assert first == [PiiDetector(cache_size=0).scan(t) for t in texts]
