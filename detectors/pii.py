@@ -446,8 +446,8 @@ class _PhoneGate:
     Applies only to a candidate without plus sign, without digit-valued characters that
     are no decimal digit, and with fewer than three ASCII letters (fewer are stripped, not
     read as keypad digits: "1080x1080" is a number with an extension at most), whose
-    decimal digits do not start with the region's international prefix, in a region whose national-prefix rule
-    (if any) only removes or reorders digits. libphonenumber then keeps the region's
+    decimal digits do not start with the region's international prefix, in a region
+    whose national-prefix rule (if any) only removes or reorders digits. libphonenumber then keeps the region's
     country code (stripping it, if written in front) and takes the national number from
     the candidate's digits, at most as many as the candidate has:
 
@@ -530,7 +530,12 @@ class _PhoneCall:
         self._gated = leniency >= phonenumbers.Leniency.VALID
         self._leniency = leniency
         self._numbers: dict[str, str | None] = {}
-        self._verdicts: dict[_VerdictKey, phonenumbers.PhoneNumber | None] = {}
+        # The gate's shared, bounded verdicts, or this call's own.
+        shared = gate.verdicts
+        self._verdicts: OrderedDict[_VerdictKey, phonenumbers.PhoneNumber | None] = (
+            OrderedDict() if shared is None else shared
+        )
+        self._verdicts_max = sys.maxsize if shared is None else gate.verdicts_max
 
     def parse_and_verify(
         self, matcher: _PhoneMatcher, candidate: str, offset: int
@@ -552,24 +557,19 @@ class _PhoneCall:
             text[offset - 1] if offset > 0 else "",
             text[end] if end < len(text) else "",
         )
-        shared = self.gate.verdicts
-        if key not in self._verdicts and shared is not None and key in shared:
-            shared.move_to_end(key)
-            self._verdicts[key] = shared[key]
-        if key in self._verdicts:
-            parsed = self._verdicts[key]
+        verdicts = self._verdicts
+        if key in verdicts:
+            verdicts.move_to_end(key)
+            parsed = verdicts[key]
             return (
                 None
                 if parsed is None
                 else phonenumbers.PhoneNumberMatch(offset, candidate, parsed)
             )
         found = matcher.verify_uncached(candidate, offset)
-        parsed = None if found is None else found.number
-        self._verdicts[key] = parsed
-        if shared is not None:
-            shared[key] = parsed
-            if len(shared) > self.gate.verdicts_max:
-                shared.popitem(last=False)
+        verdicts[key] = None if found is None else found.number
+        if len(verdicts) > self._verdicts_max:
+            verdicts.popitem(last=False)
         return found
 
 
